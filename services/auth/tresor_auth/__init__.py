@@ -1,0 +1,1 @@
+"""The auth service: tenants, users, passwords, sessions and the audit log (gRPC)."""

@@ -1,0 +1,293 @@
+"""Sessions, cached user state and failure counters in Redis. The only module with Redis calls.
+
+Keys, all under one prefix:
+  session:<id>          hash: the session (hashes of its secrets, never the secrets)
+  link:<sha256(link)>   the id of the session that link belongs to
+  user-sessions:<user>  sorted set of a user's session ids, by creation time
+  tenant-sessions:<t>   set of a tenant's session ids
+  user-state:<user>     JSON: active, roles, allowlist (write-through from admin changes)
+  failures:user:<t>:<name>, failures:ip:<address>   failed-login counters
+"""
+
+import json
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from typing import Any, ParamSpec, TypeVar, cast
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from tresor_auth.errors import StoreUnavailable
+from tresor_auth.models import Role, Session, UserState
+from tresor_auth.networks import IpBinding, parse_allowlist
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+USER_STATE_TTL_SECONDS = 600
+
+# One round trip for Authorize: the session behind a link, and its user's state.
+_FETCH_BY_LINK = """
+local sid = redis.call('GET', KEYS[1])
+if not sid then return false end
+local fields = redis.call('HGETALL', ARGV[1] .. 'session:' .. sid)
+if #fields == 0 then return false end
+local user_id
+for i = 1, #fields, 2 do
+  if fields[i] == 'user_id' then user_id = fields[i + 1] end
+end
+local state = redis.call('GET', ARGV[1] .. 'user-state:' .. user_id)
+return {sid, fields, state or false}
+"""
+
+
+def _unavailable(
+    func: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Redis down or too slow becomes StoreUnavailable: callers fail closed."""
+
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await func(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise StoreUnavailable("the session store is unavailable") from exc
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+def _session_fields(session: Session) -> dict[str, str]:
+    return {
+        "link_hash": session.link_hash,
+        "cookie_hash": session.cookie_hash,
+        "tenant_id": str(session.tenant_id),
+        "tenant_slug": session.tenant_slug,
+        "user_id": str(session.user_id),
+        "username": session.username,
+        "client_ip": session.client_ip,
+        "ip_binding": session.ip_binding.value,
+        "user_agent": session.user_agent,
+        "created_at": repr(session.created_at),
+        "last_seen_at": repr(session.last_seen_at),
+        "idle_timeout_seconds": str(session.idle_timeout_seconds),
+        "absolute_expires_at": repr(session.absolute_expires_at),
+    }
+
+
+def _session(session_id: str, fields: dict[str, str]) -> Session:
+    return Session(
+        id=session_id,
+        link_hash=fields["link_hash"],
+        cookie_hash=fields["cookie_hash"],
+        tenant_id=uuid.UUID(fields["tenant_id"]),
+        tenant_slug=fields["tenant_slug"],
+        user_id=uuid.UUID(fields["user_id"]),
+        username=fields["username"],
+        client_ip=fields["client_ip"],
+        ip_binding=IpBinding(fields["ip_binding"]),
+        user_agent=fields.get("user_agent", ""),
+        created_at=float(fields["created_at"]),
+        last_seen_at=float(fields["last_seen_at"]),
+        idle_timeout_seconds=int(fields["idle_timeout_seconds"]),
+        absolute_expires_at=float(fields["absolute_expires_at"]),
+    )
+
+
+def _state_json(state: UserState) -> str:
+    return json.dumps(
+        {
+            "active": state.active,
+            "roles": [role.value for role in state.roles],
+            "allowlist": [str(net) for net in state.allowlist],
+        }
+    )
+
+
+def _state(raw: str) -> UserState:
+    data = json.loads(raw)
+    return UserState(
+        active=bool(data["active"]),
+        roles=tuple(Role(role) for role in data["roles"]),
+        allowlist=tuple(parse_allowlist(data["allowlist"])),
+    )
+
+
+class SessionStore:
+    def __init__(self, client: "aioredis.Redis", *, prefix: str, remember_seconds: int) -> None:
+        self._redis = client
+        self._prefix = prefix
+        # Ended sessions stay this long so that their link answers "expired", not "unknown".
+        self._remember = remember_seconds
+        self._fetch = client.register_script(_FETCH_BY_LINK)
+
+    @classmethod
+    def connect(
+        cls, url: str, *, prefix: str, remember_seconds: int, timeout: float
+    ) -> "SessionStore":
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+        )
+        return cls(client, prefix=prefix, remember_seconds=remember_seconds)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    def _ttl_ms(self, session: Session, now: float) -> int:
+        return max(1, int((session.idle_expires_at - now + self._remember) * 1000))
+
+    # -- sessions ------------------------------------------------------------
+
+    @_unavailable
+    async def save_session(self, session: Session, now: float) -> None:
+        ttl = self._ttl_ms(session, now)
+        user_key = self._key("user-sessions", str(session.user_id))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key("session", session.id), mapping=cast(Any, _session_fields(session)))
+            pipe.pexpire(self._key("session", session.id), ttl)
+            pipe.set(self._key("link", session.link_hash), session.id, px=ttl)
+            pipe.zadd(user_key, {session.id: session.created_at})
+            pipe.expire(user_key, int(session.absolute_expires_at - now) + self._remember + 1)
+            pipe.sadd(self._key("tenant-sessions", str(session.tenant_id)), session.id)
+            await pipe.execute()
+
+    @_unavailable
+    async def fetch_by_link(self, link_hash: str) -> tuple[Session, UserState | None] | None:
+        result = await self._fetch(keys=[self._key("link", link_hash)], args=[self._prefix])
+        if not result:
+            return None
+        session_id, flat, state = result
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        return _session(session_id, fields), (_state(state) if state else None)
+
+    @_unavailable
+    async def touch(self, session: Session, now: float) -> None:
+        """Slide the idle timer."""
+        ttl = self._ttl_ms(replace(session, last_seen_at=now), now)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self._key("session", session.id), "last_seen_at", repr(now))
+            pipe.pexpire(self._key("session", session.id), ttl)
+            pipe.pexpire(self._key("link", session.link_hash), ttl)
+            await pipe.execute()
+
+    @_unavailable
+    async def get_session(self, session_id: str) -> Session | None:
+        fields = cast(dict[str, str], await self._redis.hgetall(self._key("session", session_id)))
+        return _session(session_id, fields) if fields else None
+
+    @_unavailable
+    async def delete_sessions(self, sessions: list[Session]) -> int:
+        if not sessions:
+            return 0
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for session in sessions:
+                pipe.delete(self._key("session", session.id))
+                pipe.delete(self._key("link", session.link_hash))
+                pipe.zrem(self._key("user-sessions", str(session.user_id)), session.id)
+                pipe.srem(self._key("tenant-sessions", str(session.tenant_id)), session.id)
+            results = await pipe.execute()
+        return sum(1 for deleted in results[::4] if deleted)
+
+    @_unavailable
+    async def user_sessions(self, user_id: uuid.UUID) -> list[Session]:
+        """A user's live sessions, oldest first; forgets ids whose session is gone."""
+        key = self._key("user-sessions", str(user_id))
+        ids = cast(list[str], await self._redis.zrange(key, 0, -1))
+        return await self._load(ids, index_key=key, sorted_index=True)
+
+    @_unavailable
+    async def tenant_sessions(self, tenant_id: uuid.UUID) -> list[Session]:
+        key = self._key("tenant-sessions", str(tenant_id))
+        ids = sorted(cast(set[str], await self._redis.smembers(key)))
+        return await self._load(ids, index_key=key, sorted_index=False)
+
+    async def _load(self, ids: list[str], *, index_key: str, sorted_index: bool) -> list[Session]:
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id in ids:
+                pipe.hgetall(self._key("session", session_id))
+            rows = await pipe.execute()
+        sessions = []
+        gone = []
+        for session_id, fields in zip(ids, rows, strict=True):
+            if fields:
+                sessions.append(_session(session_id, fields))
+            else:
+                gone.append(session_id)
+        if gone:
+            if sorted_index:
+                await self._redis.zrem(index_key, *gone)
+            else:
+                await self._redis.srem(index_key, *gone)
+        return sessions
+
+    # -- user state ----------------------------------------------------------
+
+    @_unavailable
+    async def put_user_state(self, user_id: uuid.UUID, state: UserState) -> None:
+        """After an admin change: the next Authorize anywhere sees it."""
+        await self._redis.set(
+            self._key("user-state", str(user_id)), _state_json(state), ex=USER_STATE_TTL_SECONDS
+        )
+
+    @_unavailable
+    async def fill_user_state(self, user_id: uuid.UUID, state: UserState) -> None:
+        """After a cache miss: never overwrite what an admin change wrote meanwhile."""
+        await self._redis.set(
+            self._key("user-state", str(user_id)),
+            _state_json(state),
+            ex=USER_STATE_TTL_SECONDS,
+            nx=True,
+        )
+
+    # -- failed logins -------------------------------------------------------
+
+    def _failure_keys(self, tenant_slug: str, username: str, client_ip: str) -> tuple[str, str]:
+        return (
+            self._key("failures", "user", tenant_slug, username),
+            self._key("failures", "ip", client_ip),
+        )
+
+    @_unavailable
+    async def failures(
+        self, tenant_slug: str, username: str, client_ip: str
+    ) -> tuple[int, int, int]:
+        """Failures for the user name and the address, and seconds until they are forgotten."""
+        user_key, ip_key = self._failure_keys(tenant_slug, username, client_ip)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(user_key)
+            pipe.get(ip_key)
+            pipe.ttl(user_key)
+            pipe.ttl(ip_key)
+            user_count, ip_count, user_ttl, ip_ttl = await pipe.execute()
+        return int(user_count or 0), int(ip_count or 0), max(int(user_ttl), int(ip_ttl), 0)
+
+    @_unavailable
+    async def add_failure(
+        self, tenant_slug: str, username: str, client_ip: str, window_seconds: int
+    ) -> tuple[int, int]:
+        user_key, ip_key = self._failure_keys(tenant_slug, username, client_ip)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(user_key)
+            pipe.expire(user_key, window_seconds)
+            pipe.incr(ip_key)
+            pipe.expire(ip_key, window_seconds)
+            user_count, _, ip_count, _ = await pipe.execute()
+        return int(user_count), int(ip_count)
+
+    @_unavailable
+    async def clear_user_failures(self, tenant_slug: str, username: str) -> None:
+        await self._redis.delete(self._key("failures", "user", tenant_slug, username))
+
+    @_unavailable
+    async def ping(self) -> None:
+        await self._redis.ping()

@@ -1,0 +1,395 @@
+"""Login, Authorize, Logout: the rules that bind a session to its browser and network.
+
+A session is three secrets and an address: the link token (in every URL), the
+cookie secret (in a `__Host-` cookie) and the client address seen at login.
+Redis keeps only SHA-256 hashes of the secrets. Anything unknown, expired or
+mismatched is denied; a store that cannot be reached raises StoreUnavailable,
+which the servicer turns into UNAVAILABLE: never an allow.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from tresor_auth.audit import AuditRecord
+from tresor_auth.errors import InvalidArgument, StoreUnavailable
+from tresor_auth.models import NewSession, Role, Session, User, UserState
+from tresor_auth.networks import IpBinding, in_allowlist, parse_client_ip, same_binding
+from tresor_auth.passwords import Passwords
+from tresor_auth.pg_store import AuthDatabase
+from tresor_auth.redis_store import SessionStore
+from tresor_auth.throttle import ThrottlePolicy
+
+log = logging.getLogger(__name__)
+
+# 192 bits each; the design asks for at least 128.
+LINK_TOKEN_BYTES = 24
+COOKIE_SECRET_BYTES = 32
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_LINK_IN_PATH = re.compile(r"/s/[^/]*")
+MAX_NAME_LENGTH = 128
+MAX_PATH_IN_AUDIT = 512
+
+
+class DenyReason(StrEnum):
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    IP_MISMATCH = "ip_mismatch"
+    COOKIE_MISMATCH = "cookie_mismatch"
+    NOT_ALLOWED_NETWORK = "not_allowed_network"
+    USER_DISABLED = "user_disabled"
+
+
+class LoginFailure(StrEnum):
+    INVALID_CREDENTIALS = "invalid_credentials"
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class LoginRefused:
+    failure: LoginFailure
+    retry_after_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Allowed:
+    session: Session
+    roles: tuple[Role, ...]
+
+
+@dataclass(frozen=True)
+class Denied:
+    reason: DenyReason
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def path_for_audit(path: str) -> str:
+    """The path without its link token, cut to a sane length."""
+    return _LINK_IN_PATH.sub("/s/[link]", path)[:MAX_PATH_IN_AUDIT]
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        database: AuthDatabase,
+        store: SessionStore,
+        passwords: Passwords,
+        throttle: ThrottlePolicy,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._db = database
+        self._store = store
+        self._passwords = passwords
+        self._throttle = throttle
+        self._clock = clock
+        self._sleep = sleep
+
+    # -- Login ---------------------------------------------------------------
+
+    async def login(
+        self, *, tenant: str, username: str, password: str, client_ip: str, user_agent: str
+    ) -> NewSession | LoginRefused:
+        address = parse_client_ip(client_ip)
+        tenant_slug = tenant.strip().lower()[:MAX_NAME_LENGTH]
+        name = username.strip().lower()[:MAX_NAME_LENGTH]
+        ip = str(address)
+        user_failures, ip_failures, retry_after = await self._store.failures(tenant_slug, name, ip)
+        if self._throttle.locked(user_failures, ip_failures):
+            await self._db.append_audit(
+                AuditRecord(
+                    "login.locked_out",
+                    client_ip=ip,
+                    details={"tenant": tenant_slug, "username": name},
+                )
+            )
+            return LoginRefused(LoginFailure.LOCKED, retry_after)
+        delay = self._throttle.delay(user_failures, ip_failures)
+        if delay:
+            await self._sleep(delay)
+
+        found = await self._db.find_login(tenant_slug, name) if tenant_slug and name else None
+        stored_hash = found[2] if found else None
+        # Verify even when the user is unknown: same answer, same time.
+        password_ok = self._passwords.verify(stored_hash, password)
+        reason = None
+        if found is None:
+            reason = "unknown_user"
+        elif not password_ok:
+            reason = "wrong_password"
+        elif not found[1].active:
+            reason = "user_disabled"
+        elif not in_allowlist(address, found[1].allowlist):
+            reason = "not_allowed_network"
+        if found is None or reason is not None:
+            return await self._refuse(tenant_slug, name, ip, found, reason or "unknown_user")
+
+        tenant_row, user, _ = found
+        assert stored_hash is not None
+        if self._passwords.needs_rehash(stored_hash):
+            await self._db.rehash_password(user.id, stored_hash, self._passwords.hash(password))
+        await self._store.clear_user_failures(tenant_slug, name)
+        await self._store.put_user_state(user.id, UserState.of(user))
+
+        now = self._clock()
+        policy = tenant_row.policy
+        link_token = secrets.token_urlsafe(LINK_TOKEN_BYTES)
+        cookie_secret = secrets.token_urlsafe(COOKIE_SECRET_BYTES)
+        session = Session(
+            id=uuid.uuid4().hex,
+            link_hash=secret_hash(link_token),
+            cookie_hash=secret_hash(cookie_secret),
+            tenant_id=tenant_row.id,
+            tenant_slug=tenant_row.slug,
+            user_id=user.id,
+            username=user.username,
+            client_ip=ip,
+            ip_binding=policy.ip_binding,
+            user_agent=user_agent[:256],
+            created_at=now,
+            last_seen_at=now,
+            idle_timeout_seconds=policy.idle_timeout_seconds,
+            absolute_expires_at=now + policy.absolute_lifetime_seconds,
+        )
+        await self._store.save_session(session, now)
+        await self._db.append_audit(
+            AuditRecord(
+                "login.succeeded",
+                tenant_id=tenant_row.id,
+                actor_user_id=user.id,
+                subject_user_id=user.id,
+                client_ip=ip,
+                details={"session_id": session.id, "user_agent": session.user_agent},
+            )
+        )
+        await self._enforce_session_limit(user, policy.max_sessions_per_user, ip)
+        return NewSession(session=session, link_token=link_token, cookie_secret=cookie_secret)
+
+    async def _refuse(
+        self,
+        tenant_slug: str,
+        name: str,
+        ip: str,
+        found: tuple[object, User, str] | None,
+        reason: str,
+    ) -> LoginRefused:
+        user_failures, ip_failures = await self._store.add_failure(
+            tenant_slug, name, ip, self._throttle.lockout_seconds
+        )
+        user = found[1] if found else None
+        await self._db.append_audit(
+            AuditRecord(
+                "login.failed",
+                tenant_id=user.tenant_id if user else None,
+                subject_user_id=user.id if user else None,
+                client_ip=ip,
+                details={"tenant": tenant_slug, "username": name, "reason": reason},
+            )
+        )
+        if self._throttle.locked(user_failures, ip_failures):
+            await self._db.append_audit(
+                AuditRecord(
+                    "login.lockout_started",
+                    tenant_id=user.tenant_id if user else None,
+                    subject_user_id=user.id if user else None,
+                    client_ip=ip,
+                    details={
+                        "tenant": tenant_slug,
+                        "username": name,
+                        "user_failures": user_failures,
+                        "address_failures": ip_failures,
+                    },
+                )
+            )
+        return LoginRefused(LoginFailure.INVALID_CREDENTIALS)
+
+    async def _enforce_session_limit(self, user: User, limit: int, ip: str) -> None:
+        """Oldest sessions end first when a user holds more than the tenant allows."""
+        sessions = await self._store.user_sessions(user.id)
+        excess = sessions[: max(0, len(sessions) - limit)]
+        if excess:
+            await self._store.delete_sessions(excess)
+            await self._db.append_audit(
+                AuditRecord(
+                    "session.evicted",
+                    tenant_id=user.tenant_id,
+                    subject_user_id=user.id,
+                    client_ip=ip,
+                    details={"session_ids": [s.id for s in excess], "limit": limit},
+                )
+            )
+
+    # -- Authorize -----------------------------------------------------------
+
+    async def authorize(
+        self, *, link_token: str, cookie_secret: str, client_ip: str, method: str, path: str
+    ) -> Allowed | Denied:
+        address = parse_client_ip(client_ip)
+        ip = str(address)
+        if not _TOKEN_SHAPE.match(link_token):
+            return Denied(DenyReason.UNKNOWN)
+        found = await self._store.fetch_by_link(secret_hash(link_token))
+        if found is None:
+            return Denied(DenyReason.UNKNOWN)
+        session, state = found
+        now = self._clock()
+        context = {"method": method[:16], "path": path_for_audit(path), "session_id": session.id}
+
+        cookie_ok = hmac.compare_digest(secret_hash(cookie_secret), session.cookie_hash)
+        if not cookie_ok:
+            return await self._deny(session, DenyReason.COOKIE_MISMATCH, ip, context)
+        if session.expired(now):
+            await self._store.delete_sessions([session])
+            await self._db.append_audit(
+                AuditRecord(
+                    "session.expired",
+                    tenant_id=session.tenant_id,
+                    subject_user_id=session.user_id,
+                    client_ip=ip,
+                    details={
+                        "session_id": session.id,
+                        "cause": "absolute" if now >= session.absolute_expires_at else "idle",
+                    },
+                )
+            )
+            return Denied(DenyReason.EXPIRED)
+        bound = parse_client_ip(session.client_ip)
+        if not same_binding(bound, address, session.ip_binding):
+            if session.ip_binding is not IpBinding.LOG:
+                return await self._deny(session, DenyReason.IP_MISMATCH, ip, context)
+            await self._db.append_audit(
+                AuditRecord(
+                    "authorize.ip_mismatch_logged",
+                    tenant_id=session.tenant_id,
+                    subject_user_id=session.user_id,
+                    client_ip=ip,
+                    details={**context, "bound_ip": session.client_ip},
+                )
+            )
+
+        if state is None:
+            state = await self._load_user_state(session.user_id)
+        if state is None or not state.active:
+            return await self._deny(session, DenyReason.USER_DISABLED, ip, context)
+        if not in_allowlist(address, state.allowlist):
+            return await self._deny(session, DenyReason.NOT_ALLOWED_NETWORK, ip, context)
+
+        await self._store.touch(session, now)
+        return Allowed(session=replace(session, last_seen_at=now), roles=state.roles)
+
+    async def _load_user_state(self, user_id: uuid.UUID) -> UserState | None:
+        user = await self._db.get_user_by_id(user_id)
+        if user is None:
+            return None
+        state = UserState.of(user)
+        await self._store.fill_user_state(user_id, state)
+        return state
+
+    async def _deny(
+        self, session: Session, reason: DenyReason, ip: str, context: dict[str, str]
+    ) -> Denied:
+        await self._db.append_audit(
+            AuditRecord(
+                "authorize.denied",
+                tenant_id=session.tenant_id,
+                subject_user_id=session.user_id,
+                client_ip=ip,
+                details={**context, "reason": reason.value},
+            )
+        )
+        return Denied(reason)
+
+    # -- Logout and revocation -----------------------------------------------
+
+    async def logout(self, *, link_token: str, cookie_secret: str, client_ip: str) -> bool:
+        """Ends the session when both secrets match; a bare link cannot log anyone out."""
+        ip = str(parse_client_ip(client_ip))
+        if not _TOKEN_SHAPE.match(link_token):
+            return False
+        found = await self._store.fetch_by_link(secret_hash(link_token))
+        if found is None:
+            return False
+        session, _ = found
+        if not hmac.compare_digest(secret_hash(cookie_secret), session.cookie_hash):
+            return False
+        await self._store.delete_sessions([session])
+        await self._db.append_audit(
+            AuditRecord(
+                "logout",
+                tenant_id=session.tenant_id,
+                actor_user_id=session.user_id,
+                subject_user_id=session.user_id,
+                client_ip=ip,
+                details={"session_id": session.id},
+            )
+        )
+        return True
+
+    async def list_sessions(
+        self, tenant_id: uuid.UUID, user_id: uuid.UUID | None = None
+    ) -> list[Session]:
+        if user_id is not None:
+            sessions = await self._store.user_sessions(user_id)
+            return [s for s in sessions if s.tenant_id == tenant_id]
+        return await self._store.tenant_sessions(tenant_id)
+
+    async def revoke_session(
+        self, tenant_id: uuid.UUID, session_id: str, *, actor_user_id: uuid.UUID | None
+    ) -> bool:
+        if not re.fullmatch(r"[0-9a-f]{32}", session_id):
+            raise InvalidArgument("session_id: not a session id")
+        session = await self._store.get_session(session_id)
+        if session is None or session.tenant_id != tenant_id:
+            return False
+        await self._store.delete_sessions([session])
+        await self._db.append_audit(
+            AuditRecord(
+                "session.revoked",
+                tenant_id=tenant_id,
+                actor_user_id=actor_user_id,
+                subject_user_id=session.user_id,
+                details={"session_id": session_id},
+            )
+        )
+        return True
+
+    async def revoke_user_sessions(
+        self,
+        tenant_id: uuid.UUID,
+        user_id: uuid.UUID,
+        *,
+        actor_user_id: uuid.UUID | None,
+        cause: str,
+    ) -> int:
+        sessions = [s for s in await self._store.user_sessions(user_id) if s.tenant_id == tenant_id]
+        ended = await self._store.delete_sessions(sessions)
+        await self._db.append_audit(
+            AuditRecord(
+                "session.revoked_all",
+                tenant_id=tenant_id,
+                actor_user_id=actor_user_id,
+                subject_user_id=user_id,
+                details={"ended": ended, "cause": cause},
+            )
+        )
+        return ended
+
+    async def ready(self) -> bool:
+        try:
+            await self._store.ping()
+            await self._db.ping()
+        except StoreUnavailable:
+            return False
+        return True

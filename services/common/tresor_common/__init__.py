@@ -1,0 +1,1 @@
+"""What every Tresor service shares: settings loading, logging, gRPC helpers, migrations."""

@@ -1,0 +1,59 @@
+"""Service tokens for gRPC: internal callers present `authorization: Bearer <token>`."""
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc import aio
+
+# Health checks and reflection answer without a token, as probes expect.
+OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class ServiceTokenInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Refuses every call that does not carry one of the accepted tokens."""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        if not tokens or any(len(token) < 16 for token in tokens):
+            raise ValueError("service tokens must be at least 16 characters")
+        self._tokens = [token.encode() for token in tokens]
+
+    def _accepted(self, metadata: Sequence[tuple[str, str | bytes]]) -> bool:
+        for key, value in metadata:
+            if key != "authorization":
+                continue
+            text = value.decode() if isinstance(value, bytes) else value
+            scheme, _, presented = text.partition(" ")
+            if scheme.lower() != "bearer":
+                return False
+            candidate = presented.strip().encode()
+            # Compare against every token so timing does not tell which matched.
+            matches = [hmac.compare_digest(candidate, token) for token in self._tokens]
+            return any(matches)
+        return False
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        method = handler_call_details.method or ""
+        if method.startswith(OPEN_SERVICES):
+            return await continuation(handler_call_details)
+        if self._accepted(handler_call_details.invocation_metadata or ()):
+            return await continuation(handler_call_details)
+        return _deny_handler()
+
+
+def _deny_handler() -> grpc.RpcMethodHandler[Any, Any]:
+    async def deny(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong service token")
+
+    return grpc.unary_unary_rpc_method_handler(deny)
+
+
+def bearer_metadata(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)

@@ -55,6 +55,8 @@ class AuthSettings(TresorSettings):
     # Deadlines for the backing stores: slow is treated like down.
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
     database_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Authorize refuses when the database has not answered for three heartbeats.
+    database_heartbeat_seconds: float = Field(default=1.0, gt=0, le=30)
 
     @field_validator("listen")
     @classmethod

@@ -1,7 +1,11 @@
 """The auth database: tenants, users and the audit log. The only module with SQL."""
 
+import asyncio
+import contextlib
 import ipaddress
 import json
+import math
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -96,11 +100,18 @@ def _stored_event(row: Row) -> StoredAuditEvent:
 
 
 class AuthDatabase:
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Conn]) -> None:
+    def __init__(
+        self, pool: psycopg_pool.AsyncConnectionPool[Conn], *, heartbeat_seconds: float = 1.0
+    ) -> None:
         self._pool = pool
+        self._heartbeat_seconds = heartbeat_seconds
+        self._last_reachable = -math.inf
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, url: str, *, size: int, timeout_seconds: float) -> "AuthDatabase":
+    async def open(
+        cls, url: str, *, size: int, timeout_seconds: float, heartbeat_seconds: float = 1.0
+    ) -> "AuthDatabase":
         pool: psycopg_pool.AsyncConnectionPool[Conn] = psycopg_pool.AsyncConnectionPool(
             url,
             min_size=1,
@@ -112,10 +123,31 @@ class AuthDatabase:
         )
         # Start even if the database is down for now: calls fail closed until it is back.
         await pool.open(wait=False)
-        return cls(pool)
+        database = cls(pool, heartbeat_seconds=heartbeat_seconds)
+        with contextlib.suppress(StoreUnavailable):
+            await database.ping()
+        database._heartbeat = asyncio.create_task(database._beat(), name="auth-db-heartbeat")
+        return database
 
     async def close(self) -> None:
+        if self._heartbeat:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
         await self._pool.close()
+
+    async def _beat(self) -> None:
+        """Probe the database so Authorize can fail closed without a query of its own."""
+        while True:
+            with contextlib.suppress(StoreUnavailable):
+                await self.ping()
+            await asyncio.sleep(self._heartbeat_seconds)
+
+    def ensure_reachable(self) -> None:
+        """Raise unless the database answered within the last few heartbeats."""
+        silent_for = time.monotonic() - self._last_reachable
+        if silent_for > 3 * self._heartbeat_seconds:
+            raise StoreUnavailable("the auth database is unavailable")
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Conn]:
@@ -464,5 +496,6 @@ class AuthDatabase:
 
     @_unavailable
     async def ping(self) -> None:
-        async with self._pool.connection() as conn:
+        async with self._pool.connection(timeout=self._heartbeat_seconds) as conn:
             await conn.execute("SELECT 1")
+        self._last_reachable = time.monotonic()

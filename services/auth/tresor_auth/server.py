@@ -58,6 +58,7 @@ async def create_server(settings: AuthSettings, address: str | None = None) -> A
         settings.database_url,
         size=settings.database_pool_size,
         timeout_seconds=settings.database_timeout_seconds,
+        heartbeat_seconds=settings.database_heartbeat_seconds,
     )
     store = SessionStore.connect(
         settings.redis_url,

@@ -240,6 +240,9 @@ class SessionService:
         ip = str(address)
         if not _TOKEN_SHAPE.match(link_token):
             return Denied(DenyReason.UNKNOWN)
+        # User state is served from Redis, but a silent database still means no entry:
+        # nothing could be audited, and admin changes could not be trusted to be current.
+        self._db.ensure_reachable()
         found = await self._store.fetch_by_link(secret_hash(link_token))
         if found is None:
             return Denied(DenyReason.UNKNOWN)

@@ -1,5 +1,7 @@
 """Service tokens for gRPC: internal callers present `authorization: Bearer <token>`."""
 
+from __future__ import annotations
+
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any

@@ -1,0 +1,690 @@
+"""Authorize throughput and latency of the auth service, measured from another process.
+
+`python -m benchmarks.auth_authorize [--record docs/benchmarks.md]` (`make bench`):
+
+1. finds PostgreSQL and Redis (TRESOR_BENCH_*, else TRESOR_TEST_*, else embedded servers);
+2. creates and migrates a scratch database, starts `python -m tresor_auth` as its own
+   process on a free loopback port with a key prefix of its own;
+3. creates a tenant and a user through the gRPC API and logs in a pool of sessions;
+4. calls Authorize from this process (or from several client processes) with many
+   concurrent callers: a warm-up, then a measured window bounded in time and count;
+5. prints throughput and latency percentiles, and with --record rewrites its section
+   of a Markdown file.
+
+The server is stopped, the database dropped and the Redis keys removed at the end,
+also when something fails.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import grpc
+import psycopg
+import redis
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from psycopg import sql
+from pydantic import SecretStr
+from tresor.auth.v1 import auth_pb2 as pb
+from tresor.auth.v1 import auth_pb2_grpc
+from tresor_auth.config import AuthSettings
+from tresor_auth.server import migrate
+
+from tests import backing
+
+SECTION = "## Auth: Authorize throughput and latency"
+TARGET_CALLS_PER_SECOND = 3_000
+TARGET_P99_MS = 10.0
+TARGET_CORES = 2
+
+# Same role and password as tests/auth/conftest.py: whichever runs first creates it.
+APP_ROLE = "tresor_auth_app"
+APP_PASSWORD = "tresor-test-app"  # noqa: S105 - a local test role, not a secret
+RUNTIME_GROUP = "tresor_auth_runtime"
+
+CLIENT_IP = "127.0.0.1"
+USERNAME = "bench"
+PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway benchmark user
+CALL_TIMEOUT_SECONDS = 5.0
+SERVER_START_SECONDS = 60.0
+SERVER_STOP_SECONDS = 15.0
+# A client that has not connected or reported by then is stuck, not slow.
+CLIENT_SLACK_SECONDS = 60.0
+# Without it, channels to one address share one subchannel, i.e. one TCP connection.
+CHANNEL_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
+
+
+# -- backing servers and the scratch database --------------------------------------------
+
+
+@contextlib.contextmanager
+def backing_urls() -> Iterator[tuple[str, str]]:
+    """(PostgreSQL superuser URL, Redis URL): the bench's own, the tests', or embedded ones."""
+    with contextlib.ExitStack() as stack:
+        postgres = os.environ.get("TRESOR_BENCH_DATABASE_URL") or stack.enter_context(
+            backing.postgres_url()
+        )
+        redis_url = os.environ.get("TRESOR_BENCH_REDIS_URL") or stack.enter_context(
+            backing.redis_url()
+        )
+        yield postgres, redis_url
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str, redis_url: str) -> Iterator[tuple[str, str]]:
+    """(owner URL, runtime-role URL) of a migrated database that is dropped afterwards."""
+    name = f"tresor_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        owner = backing.with_database(admin_url, name)
+        migrate(
+            AuthSettings(
+                environment="development",
+                database_url=owner,
+                migration_database_url=owner,
+                redis_url=redis_url,
+                service_tokens=SecretStr(new_service_token()),
+            )
+        )
+        ensure_runtime_role(admin_url)
+        yield owner, backing.with_database(admin_url, name, user=APP_ROLE, password=APP_PASSWORD)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def ensure_runtime_role(admin_url: str) -> None:
+    """The login role the service runs as; the migration created the group it joins."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone():
+            return
+        # The tests may create it at the same moment.
+        with contextlib.suppress(psycopg.errors.DuplicateObject):
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+                    sql.Identifier(APP_ROLE),
+                    sql.Literal(APP_PASSWORD),
+                    sql.Identifier(RUNTIME_GROUP),
+                )
+            )
+
+
+def forget_keys(redis_url: str, prefix: str) -> None:
+    """Sessions would otherwise linger in Redis until their TTL."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def new_service_token() -> str:
+    return f"bench-{uuid.uuid4().hex}"
+
+
+# -- the auth service process ---------------------------------------------------------------
+
+
+def server_env(
+    *, owner: str, runtime: str, redis_url: str, prefix: str, token: str, port: int
+) -> dict[str, str]:
+    # Inherited TRESOR_AUTH_* settings would change what is measured.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRESOR_AUTH_")}
+    env.update(
+        TRESOR_AUTH_DATABASE_URL=runtime,
+        TRESOR_AUTH_MIGRATION_DATABASE_URL=owner,
+        TRESOR_AUTH_REDIS_URL=redis_url,
+        TRESOR_AUTH_REDIS_KEY_PREFIX=prefix,
+        TRESOR_AUTH_SERVICE_TOKENS=token,
+        TRESOR_AUTH_LISTEN=f"127.0.0.1:{port}",
+        TRESOR_AUTH_ENVIRONMENT="development",
+        TRESOR_AUTH_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def auth_service(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m tresor_auth` in its own process, stopped (SIGTERM, then SIGKILL) on exit."""
+    process = subprocess.Popen([sys.executable, "-m", "tresor_auth"], env=env)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(SERVER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def wait_until_serving(address: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    request = health_pb2.HealthCheckRequest(service="")
+    async with aio.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the auth service exited with status {process.returncode}")
+            with contextlib.suppress(aio.AioRpcError):
+                reply = await health.Check(request, timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the auth service did not answer on {address}")
+            await asyncio.sleep(0.1)
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """User plus system CPU time of a process, all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # utime and stime are fields 14 and 15 of stat(5); 3 is the first after the name.
+    ticks = int(fields[14 - 3]) + int(fields[15 - 3])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# -- sessions -------------------------------------------------------------------------------
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def open_sessions(address: str, token: str, count: int) -> list[tuple[str, str]]:
+    """Log in `count` sessions of one user: (link token, cookie secret) each."""
+    metadata = bearer(token)
+    slug = f"bench-{uuid.uuid4().hex[:12]}"
+    async with aio.insecure_channel(address) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        tenant = await stub.CreateTenant(
+            pb.CreateTenantRequest(
+                slug=slug,
+                display_name="Benchmark",
+                settings=pb.TenantSettings(max_sessions_per_user=count),
+            ),
+            metadata=metadata,
+        )
+        await stub.CreateUser(
+            pb.CreateUserRequest(
+                tenant_id=tenant.id,
+                username=USERNAME,
+                display_name="Benchmark",
+                password=PASSWORD,
+                roles=[pb.ROLE_USER],
+            ),
+            metadata=metadata,
+        )
+        login = pb.LoginRequest(
+            tenant=slug,
+            username=USERNAME,
+            password=PASSWORD,
+            client_ip=CLIENT_IP,
+            user_agent="tresor-bench",
+        )
+        grants = []
+        for _ in range(count):
+            reply = await stub.Login(login, metadata=metadata)
+            if reply.WhichOneof("result") != "session":
+                raise RuntimeError(f"login refused: {reply}")
+            grants.append((reply.session.link_token, reply.session.cookie_secret))
+    return grants
+
+
+# -- load -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What one client (this process or a child) does; picklable for child processes."""
+
+    address: str
+    token: str
+    grants: tuple[tuple[str, str], ...]
+    callers: int
+    first_caller: int
+    channels: int
+    warmup_seconds: float
+    measure_seconds: float
+    max_calls: int
+
+
+@dataclass
+class ClientResult:
+    """One client's calls; latencies only of allows completed in the measured window."""
+
+    latencies_ns: list[int] = field(default_factory=list)
+    window_ns: int = 0
+    denied: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+
+@dataclass
+class Window:
+    start_ns: int
+    end_ns: int
+    max_calls: int
+
+    def close_early(self, now_ns: int) -> None:
+        self.end_ns = min(self.end_ns, now_ns)
+
+
+def authorize_requests(grants: Sequence[tuple[str, str]]) -> list[pb.AuthorizeRequest]:
+    return [
+        pb.AuthorizeRequest(
+            link_token=link,
+            cookie_secret=cookie,
+            client_ip=CLIENT_IP,
+            method="GET",
+            path=f"/s/{link}/contacts",
+        )
+        for link, cookie in grants
+    ]
+
+
+async def caller(
+    stub: "auth_pb2_grpc.AuthServiceAsyncStub",  # exists for type checkers only
+    requests: list[pb.AuthorizeRequest],
+    first: int,
+    metadata: tuple[tuple[str, str]],
+    window: Window,
+    result: ClientResult,
+) -> None:
+    """A closed loop: one call at a time, the next as soon as the answer is in."""
+    turn = first
+    while True:
+        started = time.monotonic_ns()
+        if started >= window.end_ns:
+            return
+        request = requests[turn % len(requests)]
+        turn += 1
+        try:
+            reply = await stub.Authorize(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+        except aio.AioRpcError as exc:
+            result.errors[exc.code().name] += 1
+            continue
+        ended = time.monotonic_ns()
+        if reply.WhichOneof("result") != "identity":
+            result.denied[pb.DenyReason.Name(reply.denied)] += 1
+        elif window.start_ns <= ended < window.end_ns:
+            result.latencies_ns.append(ended - started)
+            if len(result.latencies_ns) >= window.max_calls:
+                window.close_early(ended)
+
+
+async def drive(plan: LoadPlan, rendezvous: Callable[[], object]) -> ClientResult:
+    """Connect, meet the other clients at `rendezvous`, then run the callers."""
+    channels = [
+        aio.insecure_channel(plan.address, options=CHANNEL_OPTIONS) for _ in range(plan.channels)
+    ]
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(channel.channel_ready() for channel in channels)),
+            CLIENT_SLACK_SECONDS,
+        )
+        stubs = [auth_pb2_grpc.AuthServiceStub(channel) for channel in channels]
+        requests = authorize_requests(plan.grants)
+        metadata = bearer(plan.token)
+        await asyncio.to_thread(rendezvous)
+        start, cpu = time.monotonic_ns(), time.process_time()
+        window = Window(
+            start_ns=start + int(plan.warmup_seconds * 1e9),
+            end_ns=start + int((plan.warmup_seconds + plan.measure_seconds) * 1e9),
+            max_calls=plan.max_calls,
+        )
+        result = ClientResult()
+        await asyncio.gather(
+            *(
+                caller(
+                    stubs[i % len(stubs)], requests, plan.first_caller + i, metadata, window, result
+                )
+                for i in range(plan.callers)
+            )
+        )
+        result.window_ns = window.end_ns - window.start_ns
+        result.cpu_seconds = time.process_time() - cpu
+        result.wall_seconds = (time.monotonic_ns() - start) / 1e9
+        return result
+    finally:
+        await asyncio.gather(*(channel.close(None) for channel in channels))
+
+
+def client_process(plan: LoadPlan, barrier: threading.Barrier, results: Any) -> None:
+    """Entry point of a child client process."""
+    results.put(asyncio.run(drive(plan, lambda: barrier.wait(CLIENT_SLACK_SECONDS))))
+
+
+def split_plans(plan: LoadPlan, clients: int) -> list[LoadPlan]:
+    """Callers and the call cap shared out between client processes."""
+    plans = []
+    first = 0
+    for index in range(clients):
+        callers = plan.callers // clients + (1 if index < plan.callers % clients else 0)
+        plans.append(
+            LoadPlan(
+                **{
+                    **plan.__dict__,
+                    "callers": callers,
+                    "first_caller": first,
+                    "max_calls": max(1, plan.max_calls // clients),
+                }
+            )
+        )
+        first += callers
+    return plans
+
+
+async def server_cpu_during_window(plan: LoadPlan, server_pid: int) -> float:
+    """Cores the server used during the measured window (started right after the rendezvous)."""
+    await asyncio.sleep(plan.warmup_seconds)
+    before, started = cpu_seconds_of(server_pid), time.monotonic()
+    await asyncio.sleep(plan.measure_seconds)
+    return (cpu_seconds_of(server_pid) - before) / (time.monotonic() - started)
+
+
+async def run_in_this_process(plan: LoadPlan, server_pid: int) -> tuple[list[ClientResult], float]:
+    barrier = threading.Barrier(2)
+    load = asyncio.create_task(drive(plan, lambda: barrier.wait(CLIENT_SLACK_SECONDS)))
+    await asyncio.to_thread(barrier.wait, CLIENT_SLACK_SECONDS)
+    server_cores = await server_cpu_during_window(plan, server_pid)
+    return [await load], server_cores
+
+
+async def run_in_child_processes(
+    plan: LoadPlan, clients: int, server_pid: int
+) -> tuple[list[ClientResult], float]:
+    # spawn, not fork: gRPC's threads do not survive a fork.
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(clients + 1)
+    queue = context.Queue()
+    children = [
+        context.Process(target=client_process, args=(part, barrier, queue), daemon=True)
+        for part in split_plans(plan, clients)
+    ]
+    for child in children:
+        child.start()
+    try:
+        await asyncio.to_thread(barrier.wait, CLIENT_SLACK_SECONDS)
+        server_cores = await server_cpu_during_window(plan, server_pid)
+        results = [await asyncio.to_thread(queue.get, True, CLIENT_SLACK_SECONDS) for _ in children]
+    finally:
+        for child in children:
+            child.join(CLIENT_SLACK_SECONDS)
+            if child.is_alive():
+                child.kill()
+    return results, server_cores
+
+
+# -- figures --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    calls: int
+    seconds: float
+    calls_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    denied: Counter[str]
+    errors: Counter[str]
+    server_cores: float
+    client_cores: float
+
+    @property
+    def broken(self) -> bool:
+        """A denial or an error means the benchmark measured the wrong thing."""
+        return bool(self.denied or self.errors) or self.calls == 0
+
+    @property
+    def target_met(self) -> bool:
+        return (
+            not self.broken
+            and self.calls_per_second >= TARGET_CALLS_PER_SECOND
+            and self.p99_ms < TARGET_P99_MS
+        )
+
+
+def percentile_ms(sorted_ns: Sequence[int], percent: float) -> float:
+    """Nearest rank: the smallest value with at least `percent` of the values at or below it."""
+    if not sorted_ns:
+        return float("nan")
+    rank = max(1, -(-len(sorted_ns) * percent // 100))
+    return sorted_ns[int(rank) - 1] / 1e6
+
+
+def figures_of(results: list[ClientResult], server_cores: float) -> Figures:
+    latencies = sorted(ns for result in results for ns in result.latencies_ns)
+    # The clients ran side by side over the same window: their rates add up.
+    rate = sum(len(r.latencies_ns) / (r.window_ns / 1e9) for r in results if r.window_ns > 0)
+    return Figures(
+        calls=len(latencies),
+        seconds=max((r.window_ns for r in results), default=0) / 1e9,
+        calls_per_second=rate,
+        p50_ms=percentile_ms(latencies, 50),
+        p90_ms=percentile_ms(latencies, 90),
+        p99_ms=percentile_ms(latencies, 99),
+        max_ms=latencies[-1] / 1e6 if latencies else float("nan"),
+        denied=sum((r.denied for r in results), Counter()),
+        errors=sum((r.errors for r in results), Counter()),
+        server_cores=server_cores,
+        client_cores=sum(r.cpu_seconds / r.wall_seconds for r in results if r.wall_seconds),
+    )
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    return platform.processor() or "unknown"
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def machine() -> str:
+    return (
+        f"{cores()} CPUs ({cpu_model()}), {platform.system()} {platform.release()}, "
+        f"{platform.python_implementation()} {platform.python_version()}, grpcio {grpc.__version__}"
+    )
+
+
+def verdict(figures: Figures) -> str:
+    target = (
+        f"target: at least {TARGET_CALLS_PER_SECOND:,} calls/s with p99 under "
+        f"{TARGET_P99_MS:g} ms on a {TARGET_CORES}-core machine"
+    )
+    if figures.broken:
+        return f"{target}: NOT MEASURED (the run had denials or errors)"
+    outcome = "met" if figures.target_met else "NOT met"
+    note = "" if cores() == TARGET_CORES else f"; this machine has {cores()} CPUs"
+    return f"{target}: {outcome}{note}"
+
+
+def counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counter.most_common()) or "none"
+
+
+def table(figures: Figures, concurrency: str, date: str) -> list[str]:
+    rows = [
+        ("Throughput", f"{figures.calls_per_second:,.0f} calls/s"),
+        (
+            "Latency p50 / p90 / p99 (max)",
+            f"{figures.p50_ms:.2f} / {figures.p90_ms:.2f} / {figures.p99_ms:.2f} ms "
+            f"({figures.max_ms:.1f} ms)",
+        ),
+        ("Allowed calls measured", f"{figures.calls:,} in {figures.seconds:.1f} s"),
+        ("Denials / errors (whole run)", f"{counts(figures.denied)} / {counts(figures.errors)}"),
+        ("Concurrency", concurrency),
+        (
+            "CPU used (server / clients)",
+            f"{figures.server_cores:.2f} / {figures.client_cores:.2f} cores",
+        ),
+        ("Machine", machine()),
+        ("Date", date),
+        ("Target", verdict(figures)),
+    ]
+    return ["| Figure | Value |", "|---|---|"] + [f"| {name} | {value} |" for name, value in rows]
+
+
+def method(plan: LoadPlan, sessions: int) -> str:
+    return (
+        "`make bench` (`python -m benchmarks.auth_authorize`) starts `python -m tresor_auth` "
+        "as its own process on a scratch PostgreSQL database and Redis key prefix, creates a "
+        f"tenant and a user through the gRPC API and logs in {sessions} sessions. The "
+        "benchmark process then calls Authorize over loopback from closed-loop callers "
+        "(asyncio tasks on grpc.aio channels, the service token in `authorization` metadata), "
+        f"cycling through the sessions: {plan.warmup_seconds:g} s of warm-up, then a "
+        f"{plan.measure_seconds:g} s measured window. Latency is taken by the caller, from "
+        "sending the request to reading the answer; every answer must be an allow. The "
+        "server, PostgreSQL, Redis and the clients share the machine."
+    )
+
+
+def render_section(figures: Figures, plan: LoadPlan, sessions: int, concurrency: str) -> str:
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [SECTION, "", method(plan, sessions), "", *table(figures, concurrency, date), ""]
+    )
+
+
+def replace_section(document: str, section: str) -> str:
+    """The document with our section replaced, or appended; other sections untouched."""
+    lines = document.splitlines()
+    if SECTION not in lines:
+        head = document.rstrip("\n") or "# Benchmarks"
+        return f"{head}\n\n{section}"
+    start = lines.index(SECTION)
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].startswith(("# ", "## "))),
+        len(lines),
+    )
+    after = "\n".join(lines[end:])
+    return (
+        "\n".join(lines[:start])
+        + ("\n" if start else "")
+        + section
+        + (f"\n{after}\n" if after else "")
+    )
+
+
+def record(path: Path, section: str) -> None:
+    document = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(replace_section(document, section), encoding="utf-8")
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks.auth_authorize", description=__doc__.split("\n")[0] if __doc__ else None
+    )
+    parser.add_argument("--record", type=Path, metavar="FILE", help="rewrite our section of FILE")
+    parser.add_argument("--sessions", type=int, default=50, choices=range(1, 101), metavar="1..100")
+    parser.add_argument("--concurrency", type=int, default=64, help="concurrent callers in all")
+    parser.add_argument("--clients", type=int, default=1, help="client processes")
+    parser.add_argument("--channels", type=int, default=4, help="gRPC channels per client")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
+    parser.add_argument("--max-calls", type=int, default=1_000_000, help="cap on measured calls")
+    args = parser.parse_args(argv)
+    if args.concurrency < args.clients or args.clients < 1 or args.channels < 1:
+        parser.error("need 1 <= clients <= concurrency and at least one channel")
+    return args
+
+
+async def benchmark(
+    args: argparse.Namespace, address: str, token: str, server: subprocess.Popen[bytes]
+) -> tuple[Figures, LoadPlan]:
+    await wait_until_serving(address, server)
+    grants = await open_sessions(address, token, args.sessions)
+    plan = LoadPlan(
+        address=address,
+        token=token,
+        grants=tuple(grants),
+        callers=args.concurrency,
+        first_caller=0,
+        channels=args.channels,
+        warmup_seconds=args.warmup,
+        measure_seconds=args.duration,
+        max_calls=args.max_calls,
+    )
+    if args.clients == 1:
+        results, server_cores = await run_in_this_process(plan, server.pid)
+    else:
+        results, server_cores = await run_in_child_processes(plan, args.clients, server.pid)
+    return figures_of(results, server_cores), plan
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so that the server and the database are cleaned up."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    stop_on_sigterm()
+    token = new_service_token()
+    prefix = f"bench:{uuid.uuid4().hex}:"
+    with contextlib.ExitStack() as stack:
+        admin_url, redis_url = stack.enter_context(backing_urls())
+        owner, runtime = stack.enter_context(scratch_database(admin_url, redis_url))
+        stack.callback(forget_keys, redis_url, prefix)
+        port = backing.free_port()
+        env = server_env(
+            owner=owner, runtime=runtime, redis_url=redis_url, prefix=prefix, token=token, port=port
+        )
+        server = stack.enter_context(auth_service(env))
+        figures, plan = asyncio.run(benchmark(args, f"127.0.0.1:{port}", token, server))
+
+    concurrency = (
+        f"{args.concurrency} callers in {args.clients} client process(es), "
+        f"{args.channels} channel(s) each; {args.sessions} sessions"
+    )
+    section = render_section(figures, plan, args.sessions, concurrency)
+    print(section)
+    if figures.broken:
+        print("The run had denials or errors: nothing recorded.", file=sys.stderr)
+        return 1
+    if args.record:
+        record(args.record, section)
+        print(f"recorded in {args.record}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

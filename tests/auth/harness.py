@@ -1,5 +1,7 @@
 """A real auth server on a free port, its databases, and factories for test data."""
 
+from __future__ import annotations
+
 import asyncio
 import os
 import subprocess

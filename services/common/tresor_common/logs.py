@@ -21,8 +21,8 @@ _PATTERNS = [
     (re.compile(r"(?i)(__Host-[a-z_]+=)[^;\s]+"), r"\1" + REDACTED),
     (
         re.compile(
-            r"(?i)((?:password|passwd|secret|token|cookie|authorization)[\"']?\s*[:=]\s*[\"']?)"
-            r"[^\"'\s,;}]+"
+            r"(?i)((?:password|passwd|secret|token|cookie|authorization)[\"']?\s*[:=]\s*)"
+            r"(\"[^\"]*\"|'[^']*'|[^\s,;}&]+)"
         ),
         r"\1" + REDACTED,
     ),

@@ -42,12 +42,12 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 from pydantic import SecretStr
+
+from tests import backing
 from tresor.auth.v1 import auth_pb2 as pb
 from tresor.auth.v1 import auth_pb2_grpc
 from tresor_auth.config import AuthSettings
 from tresor_auth.server import migrate
-
-from tests import backing
 
 SECTION = "## Auth: Authorize throughput and latency"
 TARGET_CALLS_PER_SECOND = 3_000

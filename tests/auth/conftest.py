@@ -6,12 +6,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from tresor.auth.v1 import auth_pb2_grpc
-from tresor_auth.config import AuthSettings
-from tresor_auth.server import AuthServer, create_server, migrate
 
 from tests.auth.harness import AuthClient, channel, settings_for
 from tests.backing import with_database
+from tresor.auth.v1 import auth_pb2_grpc
+from tresor_auth.config import AuthSettings
+from tresor_auth.server import AuthServer, create_server, migrate
 
 APP_ROLE = "tresor_auth_app"
 APP_PASSWORD = "tresor-test-app"

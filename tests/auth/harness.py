@@ -14,11 +14,11 @@ from typing import Any
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.backing import free_port
 from tresor.auth.v1 import auth_pb2 as pb
 from tresor.auth.v1 import auth_pb2_grpc
 from tresor_auth.config import AuthSettings
-
-from tests.backing import free_port
 
 SERVICE_TOKEN = "test-service-token-0123456789"
 PASSWORD = "correct horse battery staple"

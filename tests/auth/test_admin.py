@@ -3,10 +3,10 @@
 import grpc
 import pytest
 from grpc import aio
-from tresor.auth.v1 import auth_pb2 as pb
-from tresor.auth.v1 import auth_pb2_grpc
 
 from tests.auth.harness import PASSWORD, AuthClient, TenantUser, channel, status_of
+from tresor.auth.v1 import auth_pb2 as pb
+from tresor.auth.v1 import auth_pb2_grpc
 
 
 async def _invalid(call: object) -> str:

@@ -5,9 +5,9 @@ import json
 
 import psycopg
 import pytest
-from tresor.auth.v1 import auth_pb2 as pb
 
 from tests.auth.harness import AuthClient, TenantUser, denied
+from tresor.auth.v1 import auth_pb2 as pb
 
 
 async def _events(auth: AuthClient, tenant_id: str, *names: str) -> list[pb.AuditEvent]:

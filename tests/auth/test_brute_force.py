@@ -5,10 +5,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tests.auth.harness import AuthClient, TenantUser
 from tresor.auth.v1 import auth_pb2 as pb
 from tresor_auth.passwords import Passwords
-
-from tests.auth.harness import AuthClient, TenantUser
 
 
 async def _fail(auth: AuthClient, who: TenantUser, ip: str = "127.0.0.1") -> pb.LoginResponse:

@@ -2,10 +2,6 @@
 
 from collections.abc import Callable
 
-from tresor.auth.v1 import auth_pb2 as pb
-from tresor.auth.v1 import auth_pb2_grpc
-from tresor_auth.config import AuthSettings
-
 from tests.auth.harness import (
     AuthClient,
     AuthProcess,
@@ -14,6 +10,9 @@ from tests.auth.harness import (
     channel,
     denied,
 )
+from tresor.auth.v1 import auth_pb2 as pb
+from tresor.auth.v1 import auth_pb2_grpc
+from tresor_auth.config import AuthSettings
 
 
 async def test_logout_ends_the_session(auth: AuthClient) -> None:

@@ -6,9 +6,9 @@ import grpc
 import psycopg
 import pytest
 import redis
-from tresor.auth.v1 import auth_pb2 as pb
 
 from tests.auth.harness import AuthClient, allowed, denied, status_of
+from tresor.auth.v1 import auth_pb2 as pb
 
 
 async def test_login_then_authorize_returns_the_identity(auth: AuthClient) -> None:

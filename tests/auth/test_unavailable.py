@@ -5,10 +5,10 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from tresor.auth.v1 import auth_pb2 as pb
 
 from tests.auth.harness import AuthClient, allowed, status_of
 from tests.backing import PrivateRedis, TcpProxy, free_port
+from tresor.auth.v1 import auth_pb2 as pb
 
 
 async def test_redis_stopped_during_a_session(start_auth: Callable[..., Any]) -> None:

@@ -50,5 +50,5 @@ def test_changed_migration_is_refused(scratch_db: str, tmp_path: Path) -> None:
 
 def test_badly_named_file_is_refused(scratch_db: str, tmp_path: Path) -> None:
     (tmp_path / "create.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_description.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_description\.sql"):
         apply_migrations(scratch_db, tmp_path)

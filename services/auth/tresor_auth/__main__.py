@@ -5,11 +5,10 @@ import asyncio
 import logging
 import signal
 
-from tresor_common.logs import configure_logging
-from tresor_common.settings import SettingsError, exit_on_settings_error, load_settings
-
 from tresor_auth.config import AuthSettings
 from tresor_auth.server import create_server, migrate
+from tresor_common.logs import configure_logging
+from tresor_common.settings import SettingsError, exit_on_settings_error, load_settings
 
 log = logging.getLogger("tresor_auth")
 

@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
+
 from tresor_common.settings import TresorSettings
 from tresor_common.urls import check_postgres_url, check_redis_url
 

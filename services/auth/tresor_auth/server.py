@@ -8,10 +8,8 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from tresor.auth.v1 import auth_pb2, auth_pb2_grpc
-from tresor_common.grpc_tokens import ServiceTokenInterceptor
-from tresor_common.migrations import apply_migrations
 
+from tresor.auth.v1 import auth_pb2, auth_pb2_grpc
 from tresor_auth.accounts import AccountService, PlatformLimits
 from tresor_auth.config import AuthSettings
 from tresor_auth.passwords import Passwords
@@ -20,6 +18,8 @@ from tresor_auth.redis_store import SessionStore
 from tresor_auth.servicer import AuthServicer
 from tresor_auth.sessions import SessionService
 from tresor_auth.throttle import ThrottlePolicy
+from tresor_common.grpc_tokens import ServiceTokenInterceptor
+from tresor_common.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
+
 from tresor.auth.v1 import auth_pb2 as pb
 from tresor.auth.v1 import auth_pb2_grpc
-
 from tresor_auth import errors
 from tresor_auth.accounts import AccountService, Actor, PolicyChange, parse_uuid
 from tresor_auth.audit import PLATFORM_CHAIN, StoredAuditEvent

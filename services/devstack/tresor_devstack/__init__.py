@@ -1,0 +1,1 @@
+"""`make run`: the whole stack on one machine, with embedded PostgreSQL and Redis by default."""

@@ -1,0 +1,111 @@
+"""`python -m tresor_devstack` (make run): start everything, print how to log in, stop on Ctrl-C."""
+
+import logging
+import sys
+
+import grpc
+
+from tresor.auth.v1 import auth_pb2 as pb
+from tresor.auth.v1 import auth_pb2_grpc
+from tresor_common.logs import configure_logging
+from tresor_common.settings import SettingsError, exit_on_settings_error, load_settings
+from tresor_devstack import backing, bootstrap
+from tresor_devstack.config import DevSettings
+from tresor_devstack.processes import Supervisor
+
+log = logging.getLogger("tresor_devstack")
+
+
+def ensure_demo_login(address: str, token: str, settings: DevSettings) -> str | None:
+    """Create the demo tenant and its admin once; returns the password when it was created now."""
+    password_file = settings.data_dir / "secrets" / "demo-password"
+    metadata = (("authorization", f"Bearer {token}"),)
+    with grpc.insecure_channel(address) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        try:
+            stub.GetTenant(pb.GetTenantRequest(slug=settings.demo_tenant), metadata=metadata)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        else:
+            return None
+        tenant = stub.CreateTenant(
+            pb.CreateTenantRequest(slug=settings.demo_tenant, display_name="Demo GmbH"),
+            metadata=metadata,
+        )
+        password = bootstrap.stored_secret(password_file, 12)
+        stub.CreateUser(
+            pb.CreateUserRequest(
+                tenant_id=tenant.id,
+                username=settings.demo_user,
+                display_name="Demo Admin",
+                password=password,
+                roles=[pb.ROLE_ADMIN, pb.ROLE_USER],
+            ),
+            metadata=metadata,
+        )
+        return password
+
+
+def main() -> None:
+    try:
+        settings = load_settings(DevSettings)
+    except SettingsError as exc:
+        exit_on_settings_error(exc)
+        return
+    configure_logging("devstack")
+    secrets_dir = settings.data_dir / "secrets"
+    service_token = bootstrap.stored_secret(secrets_dir / "service-token")
+    app_password = bootstrap.stored_secret(secrets_dir / "auth-db-password")
+    supervisor = Supervisor()
+    failed = False
+    with (
+        backing.postgres(settings.database_url, settings.data_dir) as admin_url,
+        backing.redis(settings.redis_url, settings.data_dir) as redis_url,
+    ):
+        try:
+            owner_url = bootstrap.ensure_database(admin_url, bootstrap.AUTH_DATABASE)
+            auth_env = {
+                "TRESOR_AUTH_ENVIRONMENT": "development",
+                "TRESOR_AUTH_DATABASE_URL": owner_url,
+                "TRESOR_AUTH_MIGRATION_DATABASE_URL": owner_url,
+                "TRESOR_AUTH_REDIS_URL": redis_url,
+                "TRESOR_AUTH_SERVICE_TOKENS": service_token,
+                "TRESOR_AUTH_LISTEN": f"127.0.0.1:{settings.auth_port}",
+            }
+            supervisor.run_once("tresor_auth", auth_env, "--migrate-only")
+            bootstrap.ensure_login_role(
+                admin_url, bootstrap.AUTH_APP_ROLE, app_password, bootstrap.AUTH_RUNTIME_ROLE
+            )
+            auth_env["TRESOR_AUTH_DATABASE_URL"] = bootstrap.with_database(
+                admin_url,
+                bootstrap.AUTH_DATABASE,
+                user=bootstrap.AUTH_APP_ROLE,
+                password=app_password,
+            )
+            auth_address = f"127.0.0.1:{settings.auth_port}"
+            supervisor.start("auth", "tresor_auth", auth_env)
+            supervisor.wait_grpc_serving("auth", auth_address)
+            created = ensure_demo_login(auth_address, service_token, settings)
+            password = created or bootstrap.stored_secret(secrets_dir / "demo-password", 12)
+            print(
+                "\nTresor is running.\n"
+                f"  auth (gRPC):  {auth_address}\n"
+                f"  demo login:   tenant {settings.demo_tenant!r}, user {settings.demo_user!r},"
+                f" password {password!r}\n"
+                f"  data folder:  {settings.data_dir.resolve()}\n"
+                "Press Ctrl-C to stop.\n",
+                flush=True,
+            )
+            supervisor.wait()
+        except Exception:
+            log.exception("the local stack failed")
+            failed = True
+        finally:
+            supervisor.stop_all()
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

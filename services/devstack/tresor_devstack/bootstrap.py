@@ -1,0 +1,53 @@
+"""Databases, roles, secrets and the demo tenant for the local stack (idempotent)."""
+
+import secrets
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+AUTH_DATABASE = "auth"
+AUTH_APP_ROLE = "tresor_auth_app"
+AUTH_RUNTIME_ROLE = "tresor_auth_runtime"
+
+
+def with_database(url: str, dbname: str, *, user: str | None = None, password: str = "") -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if user is not None:
+        host = netloc.rpartition("@")[2]
+        netloc = quote(user) + (":" + quote(password) if password else "") + "@" + host
+    return urlunsplit((parts.scheme, netloc, "/" + dbname, parts.query, ""))
+
+
+def stored_secret(path: Path, nbytes: int = 32) -> str:
+    """A random secret kept in a 0600 file, so a restart keeps logins and tokens valid."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n", encoding="utf-8")
+    return value
+
+
+def ensure_database(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(admin_url, name)
+
+
+def ensure_login_role(admin_url: str, role: str, password: str, member_of: str) -> None:
+    """The runtime login role, a member of the group role the migrations grant to."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        statement = (
+            "ALTER ROLE {} LOGIN PASSWORD {}" if exists else "CREATE ROLE {} LOGIN PASSWORD {}"
+        )
+        conn.execute(sql.SQL(statement).format(sql.Identifier(role), sql.Literal(password)))
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(member_of), sql.Identifier(role))
+        )

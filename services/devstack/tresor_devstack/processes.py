@@ -1,0 +1,69 @@
+"""Child processes of the local stack: started in order, all stopped on Ctrl-C."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, module: str, env: Mapping[str, str], *args: str) -> None:
+        process = subprocess.Popen([sys.executable, "-m", module, *args], env={**os.environ, **env})
+        self._children.append((name, process))
+
+    def run_once(self, module: str, env: Mapping[str, str], *args: str) -> None:
+        subprocess.run([sys.executable, "-m", module, *args], env={**os.environ, **env}, check=True)
+
+    def wait_grpc_serving(self, name: str, address: str, within_seconds: float = 60) -> None:
+        deadline = time.monotonic() + within_seconds
+        with grpc.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                self._check_alive()
+                with contextlib.suppress(grpc.RpcError):
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                time.sleep(0.2)
+        raise TimeoutError(f"{name} did not become ready at {address}")
+
+    def _check_alive(self) -> None:
+        for name, process in self._children:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with status {process.returncode}")
+
+    def wait(self) -> None:
+        """Until Ctrl-C / SIGTERM, or until a child dies."""
+        stop = False
+
+        def request_stop(signum: int, frame: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        try:
+            while not stop:
+                self._check_alive()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+    def stop_all(self) -> None:
+        for _, process in reversed(self._children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _, process in reversed(self._children):
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)

@@ -260,7 +260,7 @@ async def open_sessions(address: str, token: str, count: int) -> list[tuple[str,
 class LoadPlan:
     """What one client (this process or a child) does; picklable for child processes."""
 
-    address: str
+    addresses: tuple[str, ...]
     token: str
     grants: tuple[tuple[str, str], ...]
     callers: int
@@ -338,8 +338,10 @@ async def caller(
 
 async def drive(plan: LoadPlan, rendezvous: Callable[[], object]) -> ClientResult:
     """Connect, meet the other clients at `rendezvous`, then run the callers."""
+    # With several servers, the channels take turns: client-side balancing, as behind a proxy.
     channels = [
-        aio.insecure_channel(plan.address, options=CHANNEL_OPTIONS) for _ in range(plan.channels)
+        aio.insecure_channel(plan.addresses[i % len(plan.addresses)], options=CHANNEL_OPTIONS)
+        for i in range(plan.channels)
     ]
     try:
         await asyncio.wait_for(
@@ -398,24 +400,30 @@ def split_plans(plan: LoadPlan, clients: int) -> list[LoadPlan]:
     return plans
 
 
-async def server_cpu_during_window(plan: LoadPlan, server_pid: int) -> float:
-    """Cores the server used during the measured window (started right after the rendezvous)."""
+async def server_cpu_during_window(plan: LoadPlan, server_pids: list[int]) -> float:
+    """Cores the servers used during the measured window (started right after the rendezvous)."""
+
+    def used() -> float:
+        return sum(cpu_seconds_of(pid) for pid in server_pids)
+
     await asyncio.sleep(plan.warmup_seconds)
-    before, started = cpu_seconds_of(server_pid), time.monotonic()
+    before, started = used(), time.monotonic()
     await asyncio.sleep(plan.measure_seconds)
-    return (cpu_seconds_of(server_pid) - before) / (time.monotonic() - started)
+    return (used() - before) / (time.monotonic() - started)
 
 
-async def run_in_this_process(plan: LoadPlan, server_pid: int) -> tuple[list[ClientResult], float]:
+async def run_in_this_process(
+    plan: LoadPlan, server_pids: list[int]
+) -> tuple[list[ClientResult], float]:
     barrier = threading.Barrier(2)
     load = asyncio.create_task(drive(plan, lambda: barrier.wait(CLIENT_SLACK_SECONDS)))
     await asyncio.to_thread(barrier.wait, CLIENT_SLACK_SECONDS)
-    server_cores = await server_cpu_during_window(plan, server_pid)
+    server_cores = await server_cpu_during_window(plan, server_pids)
     return [await load], server_cores
 
 
 async def run_in_child_processes(
-    plan: LoadPlan, clients: int, server_pid: int
+    plan: LoadPlan, clients: int, server_pids: list[int]
 ) -> tuple[list[ClientResult], float]:
     # spawn, not fork: gRPC's threads do not survive a fork.
     context = multiprocessing.get_context("spawn")
@@ -429,7 +437,7 @@ async def run_in_child_processes(
         child.start()
     try:
         await asyncio.to_thread(barrier.wait, CLIENT_SLACK_SECONDS)
-        server_cores = await server_cpu_during_window(plan, server_pid)
+        server_cores = await server_cpu_during_window(plan, server_pids)
         results = [await asyncio.to_thread(queue.get, True, CLIENT_SLACK_SECONDS) for _ in children]
     finally:
         for child in children:
@@ -614,22 +622,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent callers in all")
     parser.add_argument("--clients", type=int, default=1, help="client processes")
     parser.add_argument("--channels", type=int, default=4, help="gRPC channels per client")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="auth service processes, each on its own port (the service does not share one)",
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--max-calls", type=int, default=1_000_000, help="cap on measured calls")
     args = parser.parse_args(argv)
-    if args.concurrency < args.clients or args.clients < 1 or args.channels < 1:
-        parser.error("need 1 <= clients <= concurrency and at least one channel")
+    if not 1 <= args.clients <= args.concurrency:
+        parser.error("need 1 <= clients <= concurrency")
+    if not 1 <= args.servers <= args.channels:
+        parser.error("need 1 <= servers <= channels (each channel talks to one server)")
     return args
 
 
 async def benchmark(
-    args: argparse.Namespace, address: str, token: str, server: subprocess.Popen[bytes]
+    args: argparse.Namespace, token: str, servers: dict[str, subprocess.Popen[bytes]]
 ) -> tuple[Figures, LoadPlan]:
-    await wait_until_serving(address, server)
-    grants = await open_sessions(address, token, args.sessions)
+    """`servers`: each process by its address."""
+    await asyncio.gather(*(wait_until_serving(a, process) for a, process in servers.items()))
+    addresses = tuple(servers)
+    # The servers share Redis: a session opened through one is known to all.
+    grants = await open_sessions(addresses[0], token, args.sessions)
     plan = LoadPlan(
-        address=address,
+        addresses=addresses,
         token=token,
         grants=tuple(grants),
         callers=args.concurrency,
@@ -639,11 +658,19 @@ async def benchmark(
         measure_seconds=args.duration,
         max_calls=args.max_calls,
     )
+    pids = [process.pid for process in servers.values()]
     if args.clients == 1:
-        results, server_cores = await run_in_this_process(plan, server.pid)
+        results, server_cores = await run_in_this_process(plan, pids)
     else:
-        results, server_cores = await run_in_child_processes(plan, args.clients, server.pid)
+        results, server_cores = await run_in_child_processes(plan, args.clients, pids)
     return figures_of(results, server_cores), plan
+
+
+def free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(backing.free_port())
+    return sorted(ports)
 
 
 def stop_on_sigterm() -> None:
@@ -664,16 +691,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_url, redis_url = stack.enter_context(backing_urls())
         owner, runtime = stack.enter_context(scratch_database(admin_url, redis_url))
         stack.callback(forget_keys, redis_url, prefix)
-        port = backing.free_port()
-        env = server_env(
-            owner=owner, runtime=runtime, redis_url=redis_url, prefix=prefix, token=token, port=port
-        )
-        server = stack.enter_context(auth_service(env))
-        figures, plan = asyncio.run(benchmark(args, f"127.0.0.1:{port}", token, server))
+        servers = {}
+        for port in free_ports(args.servers):
+            env = server_env(
+                owner=owner,
+                runtime=runtime,
+                redis_url=redis_url,
+                prefix=prefix,
+                token=token,
+                port=port,
+            )
+            servers[f"127.0.0.1:{port}"] = stack.enter_context(auth_service(env))
+        figures, plan = asyncio.run(benchmark(args, token, servers))
 
     concurrency = (
         f"{args.concurrency} callers in {args.clients} client process(es), "
-        f"{args.channels} channel(s) each; {args.sessions} sessions"
+        f"{args.channels} channel(s) each, to {args.servers} server process(es); "
+        f"{args.sessions} sessions"
     )
     section = render_section(figures, plan, args.sessions, concurrency)
     print(section)

@@ -46,6 +46,7 @@ def postgres_url() -> Iterator[str]:
         return
     from pgserver import get_server  # type: ignore[attr-defined]
 
+    DATA.mkdir(parents=True, exist_ok=True)
     server = get_server(DATA / "pg", cleanup_mode="stop")
     try:
         yield server.get_uri()

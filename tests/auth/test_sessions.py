@@ -1,6 +1,7 @@
 """Login and Authorize: every allow and every denial reason, over a real socket."""
 
 import asyncio
+from typing import cast
 
 import grpc
 import psycopg
@@ -222,3 +223,32 @@ async def test_malformed_client_ip_is_invalid_argument(auth: AuthClient, bad_ip:
         )
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_redis_never_holds_a_usable_secret(auth: AuthClient, redis_url: str) -> None:
+    who = await auth.tenant_user()
+    grant = await auth.session(who)
+    allowed(await auth.authorize(grant))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        keys = list(client.scan_iter(f"{auth.settings.redis_key_prefix}*"))
+        assert any("session:" in key for key in keys)
+        everything = list(keys)
+        for key in keys:
+            kind = cast(str, client.type(key))
+            if kind == "hash":
+                fields = cast(dict[str, str], client.hgetall(key))
+                everything += [f"{k}={v}" for k, v in fields.items()]
+            elif kind == "string":
+                everything.append(cast(str, client.get(key)) or "")
+            elif kind == "zset":
+                everything += cast(list[str], client.zrange(key, 0, -1))
+            else:
+                raise AssertionError(f"unexpected key type {kind} for {key}")
+        ttls = [client.ttl(key) for key in keys]
+    finally:
+        client.close()
+    text = "\n".join(everything)
+    assert grant.link_token not in text
+    assert grant.cookie_secret not in text
+    assert all(ttl > 0 for ttl in ttls), "every key expires by itself"

@@ -4,7 +4,7 @@ Keys, all under one prefix:
   session:<id>          hash: the session (hashes of its secrets, never the secrets)
   link:<sha256(link)>   the id of the session that link belongs to
   user-sessions:<user>  sorted set of a user's session ids, by creation time
-  tenant-sessions:<t>   set of a tenant's session ids
+  tenant-sessions:<t>   sorted set of a tenant's session ids, by absolute expiry
   user-state:<user>     JSON: active, roles, allowlist (write-through from admin changes)
   failures:user:<t>:<name>, failures:ip:<address>   failed-login counters
 """
@@ -115,25 +115,44 @@ def _state(raw: str) -> UserState:
 
 
 class SessionStore:
-    def __init__(self, client: "aioredis.Redis", *, prefix: str, remember_seconds: int) -> None:
+    def __init__(
+        self,
+        client: "aioredis.Redis",
+        *,
+        prefix: str,
+        remember_seconds: int,
+        longest_session_seconds: int,
+    ) -> None:
         self._redis = client
         self._prefix = prefix
+        self._longest_session = longest_session_seconds
         # Ended sessions stay this long so that their link answers "expired", not "unknown".
         self._remember = remember_seconds
         self._fetch = client.register_script(_FETCH_BY_LINK)
 
     @classmethod
     def connect(
-        cls, url: str, *, prefix: str, remember_seconds: int, timeout: float
+        cls,
+        url: str,
+        *,
+        prefix: str,
+        remember_seconds: int,
+        longest_session_seconds: int,
+        timeout_seconds: float,
     ) -> "SessionStore":
         client = aioredis.Redis.from_url(
             url,
             decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
             health_check_interval=30,
         )
-        return cls(client, prefix=prefix, remember_seconds=remember_seconds)
+        return cls(
+            client,
+            prefix=prefix,
+            remember_seconds=remember_seconds,
+            longest_session_seconds=longest_session_seconds,
+        )
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -156,7 +175,11 @@ class SessionStore:
             pipe.set(self._key("link", session.link_hash), session.id, px=ttl)
             pipe.zadd(user_key, {session.id: session.created_at})
             pipe.expire(user_key, int(session.absolute_expires_at - now) + self._remember + 1)
-            pipe.sadd(self._key("tenant-sessions", str(session.tenant_id)), session.id)
+            # Scored by expiry, so each login also sweeps out the tenant's ended sessions.
+            tenant_key = self._key("tenant-sessions", str(session.tenant_id))
+            pipe.zremrangebyscore(tenant_key, "-inf", now - self._remember)
+            pipe.zadd(tenant_key, {session.id: session.absolute_expires_at})
+            pipe.expire(tenant_key, self._longest_session + self._remember + 1)
             await pipe.execute()
 
     @_unavailable
@@ -192,7 +215,7 @@ class SessionStore:
                 pipe.delete(self._key("session", session.id))
                 pipe.delete(self._key("link", session.link_hash))
                 pipe.zrem(self._key("user-sessions", str(session.user_id)), session.id)
-                pipe.srem(self._key("tenant-sessions", str(session.tenant_id)), session.id)
+                pipe.zrem(self._key("tenant-sessions", str(session.tenant_id)), session.id)
             results = await pipe.execute()
         return sum(1 for deleted in results[::4] if deleted)
 
@@ -201,15 +224,15 @@ class SessionStore:
         """A user's live sessions, oldest first; forgets ids whose session is gone."""
         key = self._key("user-sessions", str(user_id))
         ids = cast(list[str], await self._redis.zrange(key, 0, -1))
-        return await self._load(ids, index_key=key, sorted_index=True)
+        return await self._load(ids, index_key=key)
 
     @_unavailable
     async def tenant_sessions(self, tenant_id: uuid.UUID) -> list[Session]:
         key = self._key("tenant-sessions", str(tenant_id))
-        ids = sorted(cast(set[str], await self._redis.smembers(key)))
-        return await self._load(ids, index_key=key, sorted_index=False)
+        ids = cast(list[str], await self._redis.zrange(key, 0, -1))
+        return await self._load(ids, index_key=key)
 
-    async def _load(self, ids: list[str], *, index_key: str, sorted_index: bool) -> list[Session]:
+    async def _load(self, ids: list[str], *, index_key: str) -> list[Session]:
         if not ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -224,10 +247,7 @@ class SessionStore:
             else:
                 gone.append(session_id)
         if gone:
-            if sorted_index:
-                await self._redis.zrem(index_key, *gone)
-            else:
-                await self._redis.srem(index_key, *gone)
+            await self._redis.zrem(index_key, *gone)
         return sessions
 
     # -- user state ----------------------------------------------------------

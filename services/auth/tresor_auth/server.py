@@ -64,7 +64,8 @@ async def create_server(settings: AuthSettings, address: str | None = None) -> A
         settings.redis_url,
         prefix=settings.redis_key_prefix,
         remember_seconds=settings.expired_memory_seconds,
-        timeout=settings.redis_timeout_seconds,
+        longest_session_seconds=settings.max_absolute_lifetime_seconds,
+        timeout_seconds=settings.redis_timeout_seconds,
     )
     throttle = ThrottlePolicy(
         slowdown_after=settings.slowdown_after_failures,

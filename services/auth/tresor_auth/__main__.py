@@ -34,8 +34,8 @@ def main() -> None:
         exit_on_settings_error(exc)
         return
     configure_logging("auth", settings.log_level)
-    applied = migrate(settings)
-    if applied:
+    if settings.migrate_on_start or args.migrate_only:
+        applied = migrate(settings)
         log.info("database migrated", extra={"applied": applied})
     if args.migrate_only:
         return

@@ -23,6 +23,8 @@ class AuthSettings(TresorSettings):
     database_url: PostgresUrl
     # Owner role that applies migrations at start-up; defaults to database_url.
     migration_database_url: PostgresUrl | None = None
+    # Off where a separate step migrates (a Kubernetes init container with --migrate-only).
+    migrate_on_start: bool = True
     database_pool_size: int = Field(default=10, ge=1, le=200)
     redis_url: RedisUrl
     redis_key_prefix: str = "tresor:auth:"

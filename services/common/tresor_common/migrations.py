@@ -53,13 +53,17 @@ def apply_migrations(database_url: str, folder: Path) -> list[str]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
-            conn.execute(
-                """CREATE TABLE IF NOT EXISTS schema_migrations (
-                       version integer PRIMARY KEY,
-                       name text NOT NULL,
-                       checksum text NOT NULL,
-                       applied_at timestamptz NOT NULL DEFAULT now())"""
-            )
+            # Looked up first, so that a role without CREATE on the schema can
+            # confirm that nothing is left to do.
+            known = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+            if known is None or known[0] is None:
+                conn.execute(
+                    """CREATE TABLE schema_migrations (
+                           version integer PRIMARY KEY,
+                           name text NOT NULL,
+                           checksum text NOT NULL,
+                           applied_at timestamptz NOT NULL DEFAULT now())"""
+                )
             rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
             done = {version: (name, checksum) for version, name, checksum in rows}
             for migration in migrations:

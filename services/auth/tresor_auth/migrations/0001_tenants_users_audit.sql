@@ -2,11 +2,13 @@
 
 -- The runtime role: the service connects as a login role that is a member of
 -- this one. It may read and insert audit events, never change or remove them.
+-- Checked first: CREATE ROLE needs CREATEROLE even when the role exists, and an
+-- operator may well have created it already (e.g. CloudNativePG managed roles).
 DO $$
 BEGIN
-    CREATE ROLE tresor_auth_runtime NOLOGIN;
-EXCEPTION WHEN duplicate_object THEN
-    NULL;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tresor_auth_runtime') THEN
+        CREATE ROLE tresor_auth_runtime NOLOGIN;
+    END IF;
 END
 $$;
 

@@ -6,6 +6,9 @@ import pytest
 
 from tests import backing
 
+# Shared by the auth tests and the end-to-end tests through the edge.
+pytest_plugins = ["tests.auth.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:

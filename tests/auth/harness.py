@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,33 +19,15 @@ from tests.backing import free_port
 from tresor.auth.v1 import auth_pb2 as pb
 from tresor.auth.v1 import auth_pb2_grpc
 from tresor_auth.config import AuthSettings
+from tresor_auth.server import AuthServer
+from tresor_common.grpc_tokens import BearerTokenInterceptor
 
 SERVICE_TOKEN = "test-service-token-0123456789"
 PASSWORD = "correct horse battery staple"
 
 
-class BearerToken(aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
-    def __init__(self, token: str) -> None:
-        self._metadata = (("authorization", f"Bearer {token}"),)
-
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[[aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
-        details = aio.ClientCallDetails(
-            client_call_details.method,
-            client_call_details.timeout,
-            aio.Metadata(*(tuple(client_call_details.metadata or ()) + self._metadata)),
-            client_call_details.credentials,
-            client_call_details.wait_for_ready,
-        )
-        return await continuation(details, request)
-
-
 def channel(address: str, token: str | None = SERVICE_TOKEN) -> aio.Channel:
-    interceptors: list[Any] = [BearerToken(token)] if token else []
+    interceptors: list[Any] = [BearerTokenInterceptor(token)] if token else []
     return aio.insecure_channel(address, interceptors=interceptors)
 
 
@@ -92,6 +74,8 @@ class AuthClient:
     stub: auth_pb2_grpc.AuthServiceAsyncStub
     address: str
     settings: AuthSettings
+    # The in-process server behind the stub, when a test needs to stop it.
+    server: AuthServer | None = None
 
     async def tenant(self, slug: str | None = None, **settings: Any) -> pb.Tenant:
         slug = slug or f"t-{uuid.uuid4().hex[:12]}"

@@ -34,8 +34,12 @@ class AuthServer:
     database: AuthDatabase
     store: SessionStore
     health: HealthServicer
+    stopped: bool = False
 
     async def stop(self, grace: float | None = 5.0) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.store.close()

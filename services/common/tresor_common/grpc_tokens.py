@@ -59,3 +59,26 @@ def _deny_handler() -> grpc.RpcMethodHandler[Any, Any]:
 
 def bearer_metadata(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
+
+
+class BearerTokenInterceptor(aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Client side: adds the caller's service token to every unary call."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = bearer_metadata(token)
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[aio.ClientCallDetails, Any], Awaitable[Any]],
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        metadata = aio.Metadata(*(tuple(client_call_details.metadata or ()) + self._metadata))
+        details = aio.ClientCallDetails(
+            client_call_details.method,
+            client_call_details.timeout,
+            metadata,
+            client_call_details.credentials,
+            client_call_details.wait_for_ready,
+        )
+        return await continuation(details, request)

@@ -81,11 +81,11 @@ async def start_auth(
         address = f"127.0.0.1:{server.port}"
         chan = channel(address)
         running.append((server, chan))
-        return AuthClient(auth_pb2_grpc.AuthServiceStub(chan), address, settings)
+        return AuthClient(auth_pb2_grpc.AuthServiceStub(chan), address, settings, server)
 
     yield start
     for server, chan in running:
-        await chan.close()
+        await chan.close(None)
         await server.stop(grace=0)
 
 

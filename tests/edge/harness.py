@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import uvicorn
@@ -115,7 +115,7 @@ class Response:
 
     @property
     def location(self) -> str:
-        return self.headers.get("location", "")
+        return str(self.headers.get("location", ""))
 
     def set_cookies(self) -> SimpleCookie:
         jar: SimpleCookie = SimpleCookie()
@@ -201,7 +201,12 @@ def link_token_of(location: str) -> str:
 
 class EdgeStack:
     def __init__(
-        self, auth: AuthClient, folder: Path, *, http: str = "redirect", **traefik: Any
+        self,
+        auth: AuthClient,
+        folder: Path,
+        *,
+        http: Literal["redirect", "off"] = "redirect",
+        **traefik: Any,
     ) -> None:
         self.auth = auth
         self.folder = folder

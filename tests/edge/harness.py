@@ -169,12 +169,17 @@ class Browser:
         return await self.request("GET", path, **kwargs)
 
     async def login(
-        self, who: TenantUser, *, password: str | None = None, origin: bool = True
+        self,
+        who: TenantUser,
+        *,
+        password: str | None = None,
+        origin: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         page = await self.get("/login")
         match = _CSRF_FIELD.search(page.text)
         assert match, "the login page has no CSRF field"
-        headers = {"origin": self.stack.https_url} if origin else {}
+        headers = {**({"origin": self.stack.https_url} if origin else {}), **(headers or {})}
         return await self.request(
             "POST",
             "/login",

@@ -1,4 +1,4 @@
-"""Stolen links and cookies, other networks, forged forwarding headers: all end at the login page."""
+"""Stolen links and cookies, other networks, forged forwarding headers: all end at login."""
 
 import asyncio
 from collections.abc import Callable

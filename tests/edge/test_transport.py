@@ -21,13 +21,15 @@ from tests.edge.harness import EdgeStack
 
 def _handshake(port: int, context: ssl.SSLContext) -> tuple[str, str, bytes]:
     """(protocol, cipher, DER certificate) of a TLS handshake with the entry point."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            cipher = tls.cipher()
-            certificate = tls.getpeercert(binary_form=True)
-            assert cipher is not None
-            assert certificate is not None
-            return str(tls.version()), cipher[0], certificate
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        cipher = tls.cipher()
+        certificate = tls.getpeercert(binary_form=True)
+        assert cipher is not None
+        assert certificate is not None
+        return str(tls.version()), cipher[0], certificate
 
 
 def _lenient(maximum: ssl.TLSVersion, ciphers: str | None = None) -> ssl.SSLContext:

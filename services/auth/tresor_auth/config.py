@@ -38,6 +38,8 @@ class AuthSettings(TresorSettings):
     max_idle_timeout_seconds: int = Field(default=60 * 60, ge=1)
     max_absolute_lifetime_seconds: int = Field(default=12 * 3600, ge=1)
     max_sessions_per_user: int = Field(default=5, ge=1, le=100)
+    # The idle timer slides on use, at most once per this many seconds per session.
+    idle_slide_granularity_seconds: float = Field(default=1.0, ge=0, le=60)
     # How long an ended session is remembered so that its link answers "expired".
     expired_memory_seconds: int = Field(default=3600, ge=0)
 

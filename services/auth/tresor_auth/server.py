@@ -80,7 +80,11 @@ async def create_server(settings: AuthSettings, address: str | None = None) -> A
         address_lockout_after=settings.address_lockout_after_failures,
     )
     sessions = SessionService(
-        database=database, store=store, passwords=passwords, throttle=throttle
+        database=database,
+        store=store,
+        passwords=passwords,
+        throttle=throttle,
+        slide_granularity_seconds=settings.idle_slide_granularity_seconds,
     )
     accounts = AccountService(
         database=database,

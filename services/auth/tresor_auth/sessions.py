@@ -87,9 +87,11 @@ class SessionService:
         store: SessionStore,
         passwords: Passwords,
         throttle: ThrottlePolicy,
+        slide_granularity_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._slide_granularity = slide_granularity_seconds
         self._db = database
         self._store = store
         self._passwords = passwords
@@ -248,11 +250,13 @@ class SessionService:
             return Denied(DenyReason.UNKNOWN)
         session, state = found
         now = self._clock()
-        context = {"method": method[:16], "path": path_for_audit(path), "session_id": session.id}
+
+        def context() -> dict[str, str]:
+            return {"method": method[:16], "path": path_for_audit(path), "session_id": session.id}
 
         cookie_ok = hmac.compare_digest(secret_hash(cookie_secret), session.cookie_hash)
         if not cookie_ok:
-            return await self._deny(session, DenyReason.COOKIE_MISMATCH, ip, context)
+            return await self._deny(session, DenyReason.COOKIE_MISMATCH, ip, context())
         if session.expired(now):
             await self._store.delete_sessions([session])
             await self._db.append_audit(
@@ -271,26 +275,30 @@ class SessionService:
         bound = parse_client_ip(session.client_ip)
         if not same_binding(bound, address, session.ip_binding):
             if session.ip_binding is not IpBinding.LOG:
-                return await self._deny(session, DenyReason.IP_MISMATCH, ip, context)
+                return await self._deny(session, DenyReason.IP_MISMATCH, ip, context())
             await self._db.append_audit(
                 AuditRecord(
                     "authorize.ip_mismatch_logged",
                     tenant_id=session.tenant_id,
                     subject_user_id=session.user_id,
                     client_ip=ip,
-                    details={**context, "bound_ip": session.client_ip},
+                    details={**context(), "bound_ip": session.client_ip},
                 )
             )
 
         if state is None:
             state = await self._load_user_state(session.user_id)
         if state is None or not state.active:
-            return await self._deny(session, DenyReason.USER_DISABLED, ip, context)
+            return await self._deny(session, DenyReason.USER_DISABLED, ip, context())
         if not in_allowlist(address, state.allowlist):
-            return await self._deny(session, DenyReason.NOT_ALLOWED_NETWORK, ip, context)
+            return await self._deny(session, DenyReason.NOT_ALLOWED_NETWORK, ip, context())
 
-        await self._store.touch(session, now)
-        return Allowed(session=replace(session, last_seen_at=now), roles=state.roles)
+        # Slide the idle timer, at most once per granule: a busy session costs one Redis
+        # write a second, not one per request (and can only expire that much early).
+        if now - session.last_seen_at >= self._slide_granularity:
+            await self._store.touch(session, now)
+            session = replace(session, last_seen_at=now)
+        return Allowed(session=session, roles=state.roles)
 
     async def _load_user_state(self, user_id: uuid.UUID) -> UserState | None:
         user = await self._db.get_user_by_id(user_id)

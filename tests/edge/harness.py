@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import httpx
 import uvicorn
-from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -39,8 +38,7 @@ from tresor_common.identity import (
     public_key_pem,
     verify_identity,
 )
-from tresor_edge.config import GateSettings, TraefikSettings
-from tresor_edge.server import create_gate_app
+from tresor_edge.config import TraefikSettings
 from tresor_edge.traefik_config import write_config
 
 SESSION_COOKIE = "__Host-tresor_sid"
@@ -230,17 +228,21 @@ class EdgeStack:
             access_log_file=self.access_log,
             **traefik,
         )
-        self.gate_settings = GateSettings(
-            environment="development",
-            gate_listen=f"127.0.0.1:{self.gate_port}",
-            auth_address=auth.address,
-            auth_service_token=SecretStr(auth.settings.tokens()[0]),
-            identity_signing_key=SecretStr(signing_pem),
-            csrf_secret=SecretStr("csrf-secret-for-tests-0123456789"),
-            auth_deadline_seconds=1.0,
-            public_url=f"https://127.0.0.1:{self.https_port}",
-        )
-        self._gate = UvicornTask(create_gate_app(self.gate_settings), self.gate_port)
+        key_file = folder / "identity-signing-key.pem"
+        key_file.write_text(signing_pem)
+        self.gate_env = {
+            "TRESOR_EDGE_ENVIRONMENT": "development",
+            "TRESOR_EDGE_GATE_LISTEN": f"127.0.0.1:{self.gate_port}",
+            "TRESOR_EDGE_AUTH_ADDRESS": auth.address,
+            "TRESOR_EDGE_AUTH_SERVICE_TOKEN": auth.settings.tokens()[0],
+            "TRESOR_EDGE_IDENTITY_SIGNING_KEY_FILE": str(key_file),
+            "TRESOR_EDGE_CSRF_SECRET": "csrf-secret-for-tests-0123456789",
+            "TRESOR_EDGE_AUTH_DEADLINE_SECONDS": "1.0",
+            "TRESOR_EDGE_PUBLIC_URL": f"https://127.0.0.1:{self.https_port}",
+            "TRESOR_EDGE_LOG_LEVEL": "DEBUG",
+        }
+        self.gate_log = folder / "gate.log"
+        self._gate: subprocess.Popen[bytes] | None = None
         self._upstream = UvicornTask(self.upstream.app(), self.upstream_port)
         self._traefik: subprocess.Popen[bytes] | None = None
         self.traefik_log = folder / "traefik.log"
@@ -260,9 +262,19 @@ class EdgeStack:
 
     async def start(self) -> None:
         await self._upstream.start()
-        await self._gate.start()
+        self._gate = self._spawn("gate", self.gate_log, self.gate_env)
         self._traefik = self._spawn_traefik()
         await self._wait_ready()
+
+    def _spawn(self, command: str, log_file: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """`python -m tresor_edge <command>`, as production runs it."""
+        with log_file.open("wb") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "tresor_edge", command],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **env},
+            )
 
     def _spawn_traefik(self) -> subprocess.Popen[bytes]:
         static_file = write_config(self.traefik_settings)
@@ -278,8 +290,11 @@ class EdgeStack:
         deadline = asyncio.get_running_loop().time() + 30
         while asyncio.get_running_loop().time() < deadline:
             assert self._traefik is not None
+            assert self._gate is not None
             if self._traefik.poll() is not None:
                 raise RuntimeError("traefik exited:\n" + self.traefik_log.read_text()[-3000:])
+            if self._gate.poll() is not None:
+                raise RuntimeError("gate exited:\n" + self.gate_log.read_text()[-3000:])
             with contextlib.suppress(httpx.HTTPError, OSError):
                 page = await self.browser().get("/login")
                 if page.status == 200:
@@ -288,13 +303,13 @@ class EdgeStack:
         raise TimeoutError("traefik did not serve the login page:\n" + self.traefik_log.read_text())
 
     async def stop(self) -> None:
-        if self._traefik and self._traefik.poll() is None:
-            self._traefik.terminate()
-            try:
-                await asyncio.to_thread(self._traefik.wait, 10)
-            except subprocess.TimeoutExpired:
-                self._traefik.kill()
-        await self._gate.stop()
+        for process in (self._traefik, self._gate):
+            if process and process.poll() is None:
+                process.terminate()
+                try:
+                    await asyncio.to_thread(process.wait, 10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         await self._upstream.stop()
 
 

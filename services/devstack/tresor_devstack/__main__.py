@@ -57,6 +57,8 @@ def main() -> None:
     secrets_dir = settings.data_dir / "secrets"
     service_token = bootstrap.stored_secret(secrets_dir / "service-token")
     app_password = bootstrap.stored_secret(secrets_dir / "auth-db-password")
+    csrf_secret = bootstrap.stored_secret(secrets_dir / "csrf-secret")
+    signing_key_file = bootstrap.stored_signing_key(secrets_dir / "identity-signing-key.pem")
     supervisor = Supervisor()
     failed = False
     with (
@@ -88,11 +90,45 @@ def main() -> None:
             supervisor.wait_grpc_serving("auth", auth_address)
             created = ensure_demo_login(auth_address, service_token, settings)
             password = created or bootstrap.stored_secret(secrets_dir / "demo-password", 12)
+
+            public_url = f"https://localhost:{settings.https_port}"
+            edge_dir = (settings.data_dir / "edge").resolve()
+            supervisor.start(
+                "gate",
+                "tresor_edge",
+                {
+                    "TRESOR_EDGE_ENVIRONMENT": "development",
+                    "TRESOR_EDGE_GATE_LISTEN": f"127.0.0.1:{settings.gate_port}",
+                    "TRESOR_EDGE_AUTH_ADDRESS": auth_address,
+                    "TRESOR_EDGE_AUTH_SERVICE_TOKEN": service_token,
+                    "TRESOR_EDGE_IDENTITY_SIGNING_KEY_FILE": str(signing_key_file.resolve()),
+                    "TRESOR_EDGE_CSRF_SECRET": csrf_secret,
+                    "TRESOR_EDGE_PUBLIC_URL": public_url,
+                },
+                "gate",
+            )
+            supervisor.start(
+                "traefik",
+                "tresor_edge",
+                {
+                    "TRESOR_EDGE_HTTPS_ADDRESS": f":{settings.https_port}",
+                    "TRESOR_EDGE_HTTP_ADDRESS": f":{settings.http_port}",
+                    "TRESOR_EDGE_DATA_DIR": str(edge_dir),
+                    "TRESOR_EDGE_GATE_URL": f"http://127.0.0.1:{settings.gate_port}",
+                    "TRESOR_EDGE_UPSTREAM_URL": f"http://127.0.0.1:{settings.upstream_port}",
+                },
+                "traefik",
+            )
+            supervisor.wait_https(
+                "traefik", f"{public_url}/login", edge_dir / "tls" / "localhost.crt"
+            )
             print(
                 "\nTresor is running.\n"
-                f"  auth (gRPC):  {auth_address}\n"
+                f"  open:         {public_url}/  (self-signed certificate:"
+                f" {edge_dir / 'tls' / 'localhost.crt'})\n"
                 f"  demo login:   tenant {settings.demo_tenant!r}, user {settings.demo_user!r},"
                 f" password {password!r}\n"
+                f"  auth (gRPC):  {auth_address}\n"
                 f"  data folder:  {settings.data_dir.resolve()}\n"
                 "Press Ctrl-C to stop.\n",
                 flush=True,

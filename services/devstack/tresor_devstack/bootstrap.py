@@ -7,6 +7,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from tresor_common.identity import generate_private_key_pem
+
 AUTH_DATABASE = "auth"
 AUTH_APP_ROLE = "tresor_auth_app"
 AUTH_RUNTIME_ROLE = "tresor_auth_runtime"
@@ -30,6 +32,15 @@ def stored_secret(path: Path, nbytes: int = 32) -> str:
     path.touch(mode=0o600)
     path.write_text(value + "\n", encoding="utf-8")
     return value
+
+
+def stored_signing_key(path: Path) -> Path:
+    """The gate's Ed25519 identity signing key (PEM), made once and kept 0600."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(generate_private_key_pem(), encoding="utf-8")
+    return path
 
 
 def ensure_database(admin_url: str, name: str) -> str:

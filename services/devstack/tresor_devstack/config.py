@@ -24,5 +24,10 @@ class DevSettings(TresorSettings):
     )
     data_dir: Path = Path(".data")
     auth_port: int = Field(default=50051, ge=1, le=65535)
+    gate_port: int = Field(default=8081, ge=1, le=65535)
+    https_port: int = Field(default=8443, ge=1, le=65535)
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    # Where the CRM will listen; Traefik sends /s/ requests there.
+    upstream_port: int = Field(default=8000, ge=1, le=65535)
     demo_tenant: str = "demo"
     demo_user: str = "admin"

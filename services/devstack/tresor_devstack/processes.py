@@ -3,10 +3,14 @@
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -35,6 +39,24 @@ class Supervisor:
                         return
                 time.sleep(0.2)
         raise TimeoutError(f"{name} did not become ready at {address}")
+
+    def wait_https(self, name: str, url: str, cafile: Path, within_seconds: float = 60) -> None:
+        """Until `url` answers 200 over TLS, verified against the local certificate."""
+        deadline = time.monotonic() + within_seconds
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if not cafile.exists():  # Traefik's start-up writes it
+                time.sleep(0.2)
+                continue
+            context = ssl.create_default_context(cafile=str(cafile))
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(url, context=context, timeout=2) as response,  # noqa: S310
+            ):
+                if response.status == 200:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} did not answer at {url}")
 
     def _check_alive(self) -> None:
         for name, process in self._children:

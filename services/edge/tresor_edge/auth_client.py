@@ -4,6 +4,8 @@ Any failure to get an answer (down, slow, refused) becomes AuthUnavailable,
 which every caller treats as a denial.
 """
 
+from __future__ import annotations
+
 import logging
 from typing import Any
 
@@ -23,17 +25,28 @@ class AuthUnavailable(Exception):
 
 class GateAuthClient:
     def __init__(self, address: str, token: str, deadline_seconds: float) -> None:
-        interceptors: list[Any] = [BearerTokenInterceptor(token)]
-        self._channel = aio.insecure_channel(
-            address,
-            interceptors=interceptors,
-            options=[("grpc.keepalive_time_ms", 30_000)],
-        )
-        self._stub = auth_pb2_grpc.AuthServiceStub(self._channel)
+        self._address = address
+        self._token = token
         self._deadline = deadline_seconds
+        self._channel: aio.Channel | None = None
+        self._stub_instance: auth_pb2_grpc.AuthServiceAsyncStub | None = None
+
+    @property
+    def _stub(self) -> auth_pb2_grpc.AuthServiceAsyncStub:
+        """Made on first use, so that the channel belongs to the serving event loop."""
+        if self._stub_instance is None:
+            interceptors: list[Any] = [BearerTokenInterceptor(self._token)]
+            self._channel = aio.insecure_channel(
+                self._address,
+                interceptors=interceptors,
+                options=[("grpc.keepalive_time_ms", 30_000)],
+            )
+            self._stub_instance = auth_pb2_grpc.AuthServiceStub(self._channel)
+        return self._stub_instance
 
     async def close(self) -> None:
-        await self._channel.close(None)
+        if self._channel is not None:
+            await self._channel.close(None)
 
     async def authorize(self, request: pb.AuthorizeRequest) -> pb.AuthorizeResponse:
         try:

@@ -4,8 +4,15 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from tresor_common.identity import load_private_key
 from tresor_common.settings import TresorSettings
@@ -24,7 +31,15 @@ def _check_http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 HostPort = Annotated[str, AfterValidator(_check_host_port)]
+# Lists in the environment are written `a,b,c`.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_separated)]
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
 
 
@@ -40,7 +55,7 @@ class TraefikSettings(TresorSettings):
     # The customer's certificate and key (PEM); empty: a generated self-signed one.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
-    tls_hostnames: list[str] = Field(default_factory=lambda: ["localhost"])
+    tls_hostnames: CommaList = Field(default_factory=lambda: ["localhost"])
     data_dir: Path = Path(".data/edge")
     gate_url: HttpUrl = "http://127.0.0.1:8081"
     upstream_url: HttpUrl = "http://127.0.0.1:8000"
@@ -79,7 +94,7 @@ class GateSettings(TresorSettings):
     # to an absolute URL; without this setting it is built from X-Forwarded-Host.
     public_url: HttpUrl | None = None
     # Who may call the gate: Traefik's addresses. Anyone else is refused.
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    trusted_proxies: CommaList = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("identity_signing_key")

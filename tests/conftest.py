@@ -7,7 +7,7 @@ import pytest
 from tests import backing
 
 # Shared by the auth tests and the end-to-end tests through the edge.
-pytest_plugins = ["tests.auth.fixtures"]
+pytest_plugins = ["tests.auth.fixtures", "tests.crm.fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""The CRM service: companies, contacts and everything around them, per tenant."""

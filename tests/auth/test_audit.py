@@ -3,10 +3,11 @@
 import asyncio
 import json
 
+import grpc
 import psycopg
 import pytest
 
-from tests.auth.harness import AuthClient, TenantUser, denied
+from tests.auth.harness import AuthClient, TenantUser, denied, status_of
 from tresor.auth.v1 import auth_pb2 as pb
 
 
@@ -215,3 +216,41 @@ async def test_concurrent_writers_keep_one_unbroken_chain(auth: AuthClient) -> N
     verdict = await _verify(auth, who.tenant_id)
     assert verdict.intact, verdict.problem
     assert verdict.events_checked >= 22
+
+
+async def test_other_services_add_events_to_the_tenants_chain(auth: AuthClient) -> None:
+    who = await auth.tenant_user()
+    response = await auth.stub.RecordAuditEvent(
+        pb.RecordAuditEventRequest(
+            tenant_id=who.tenant_id,
+            event="document.downloaded",
+            actor_user_id=who.user_id,
+            client_ip="192.0.2.7",
+            details_json='{"document_id": "d1", "filename": "Vertrag.pdf"}',
+        )
+    )
+    assert response.seq > 0
+    events = await _events(auth, who.tenant_id, "document.downloaded")
+    assert [json.loads(e.details_json)["filename"] for e in events] == ["Vertrag.pdf"]
+    assert events[0].actor_user_id == who.user_id
+    assert (await _verify(auth, who.tenant_id)).intact
+
+
+@pytest.mark.parametrize(
+    ("event", "details"),
+    [
+        ("Document Downloaded", "{}"),
+        ("x", "{}"),
+        ("document.downloaded", "[1, 2]"),
+        ("document.downloaded", "{not json"),
+        ("document.downloaded", '{"a": "' + "x" * 20000 + '"}'),
+    ],
+)
+async def test_bad_service_events_are_refused(auth: AuthClient, event: str, details: str) -> None:
+    who = await auth.tenant_user()
+    code = await status_of(
+        auth.stub.RecordAuditEvent(
+            pb.RecordAuditEventRequest(tenant_id=who.tenant_id, event=event, details_json=details)
+        )
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT

@@ -7,6 +7,7 @@ same transaction, and every change that affects access reaches Redis at once,
 so the next Authorize on any replica sees it.
 """
 
+import json
 import re
 import uuid
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 from tresor_auth.audit import AuditRecord, ChainVerdict, StoredAuditEvent, verify_chain
 from tresor_auth.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from tresor_auth.models import AuditQuery, Role, Tenant, TenantPolicy, User, UserState
-from tresor_auth.networks import IpBinding, parse_allowlist
+from tresor_auth.networks import IpBinding, parse_allowlist, parse_client_ip
 from tresor_auth.passwords import Passwords
 from tresor_auth.pg_store import AuthDatabase
 from tresor_auth.redis_store import SessionStore
@@ -26,6 +27,8 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,127}$")
 MAX_DISPLAY_NAME = 200
 MAX_PAGE_SIZE = 500
+MAX_DETAILS_BYTES = 16 * 1024
+_EVENT = re.compile(r"^[a-z][a-z_]{1,40}(\.[a-z][a-z_]{1,40}){1,3}$")
 
 
 @dataclass(frozen=True)
@@ -375,6 +378,38 @@ class AccountService:
         if not 1 <= query.limit <= MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size: 1 to {MAX_PAGE_SIZE}")
         return await self._db.list_audit(tenant_id, query)
+
+    async def record_service_event(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        event: str,
+        actor_user_id: uuid.UUID | None,
+        client_ip: str | None,
+        details_json: str,
+    ) -> int:
+        """An event another service saw (a download, an erasure, an export)."""
+        if not _EVENT.match(event):
+            raise InvalidArgument("event: a dotted lower-case name like document.downloaded")
+        if len(details_json.encode()) > MAX_DETAILS_BYTES:
+            raise InvalidArgument(f"details_json: at most {MAX_DETAILS_BYTES} bytes")
+        try:
+            details = json.loads(details_json or "{}")
+        except ValueError:
+            raise InvalidArgument("details_json: not JSON") from None
+        if not isinstance(details, dict):
+            raise InvalidArgument("details_json: must be a JSON object")
+        ip = str(parse_client_ip(client_ip)) if client_ip else None
+        await self._db.get_tenant(tenant_id)
+        return await self._db.append_audit(
+            AuditRecord(
+                event,
+                tenant_id=tenant_id,
+                actor_user_id=actor_user_id,
+                client_ip=ip,
+                details=details,
+            )
+        )
 
     async def verify_audit(self, actor: Actor, tenant_id: uuid.UUID) -> ChainVerdict:
         await self.check_actor(actor, tenant_id)

@@ -426,6 +426,19 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     @translated
+    async def RecordAuditEvent(
+        self, request: pb.RecordAuditEventRequest, context: Context
+    ) -> pb.RecordAuditEventResponse:
+        seq = await self._accounts.record_service_event(
+            _tenant_id(request.tenant_id),
+            event=request.event,
+            actor_user_id=_user_id(request.actor_user_id) if request.actor_user_id else None,
+            client_ip=request.client_ip or None,
+            details_json=request.details_json,
+        )
+        return pb.RecordAuditEventResponse(seq=seq)
+
+    @translated
     async def VerifyAuditChain(
         self, request: pb.VerifyAuditChainRequest, context: Context
     ) -> pb.VerifyAuditChainResponse:

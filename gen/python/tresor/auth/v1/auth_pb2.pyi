@@ -1218,3 +1218,55 @@ class VerifyAuditChainResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyAuditChainResponse: _TypeAlias = VerifyAuditChainResponse  # noqa: Y015
+
+@_typing.final
+class RecordAuditEventRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_IP_FIELD_NUMBER: _builtins.int
+    DETAILS_JSON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    event: _builtins.str
+    """Dotted lower-case name, e.g. "document.downloaded"."""
+    actor_user_id: _builtins.str
+    client_ip: _builtins.str
+    details_json: _builtins.str
+    """A JSON object, at most 16 KiB."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        event: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        client_ip: _builtins.str = ...,
+        details_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "client_ip", b"client_ip", "details_json", b"details_json", "event", b"event", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordAuditEventRequest: _TypeAlias = RecordAuditEventRequest  # noqa: Y015
+
+@_typing.final
+class RecordAuditEventResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordAuditEventResponse: _TypeAlias = RecordAuditEventResponse  # noqa: Y015

@@ -124,6 +124,11 @@ class AuthServiceStub:
                 request_serializer=tresor_dot_auth_dot_v1_dot_auth__pb2.VerifyAuditChainRequest.SerializeToString,
                 response_deserializer=tresor_dot_auth_dot_v1_dot_auth__pb2.VerifyAuditChainResponse.FromString,
                 _registered_method=True)
+        self.RecordAuditEvent = channel.unary_unary(
+                '/tresor.auth.v1.AuthService/RecordAuditEvent',
+                request_serializer=tresor_dot_auth_dot_v1_dot_auth__pb2.RecordAuditEventRequest.SerializeToString,
+                response_deserializer=tresor_dot_auth_dot_v1_dot_auth__pb2.RecordAuditEventResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -241,6 +246,14 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordAuditEvent(self, request, context):
+        """Other services (crm, backup) add their events to the tenant's chain: document
+        downloads, erasures, exports.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -333,6 +346,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditChain,
                     request_deserializer=tresor_dot_auth_dot_v1_dot_auth__pb2.VerifyAuditChainRequest.FromString,
                     response_serializer=tresor_dot_auth_dot_v1_dot_auth__pb2.VerifyAuditChainResponse.SerializeToString,
+            ),
+            'RecordAuditEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAuditEvent,
+                    request_deserializer=tresor_dot_auth_dot_v1_dot_auth__pb2.RecordAuditEventRequest.FromString,
+                    response_serializer=tresor_dot_auth_dot_v1_dot_auth__pb2.RecordAuditEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -821,6 +839,33 @@ class AuthService:
             '/tresor.auth.v1.AuthService/VerifyAuditChain',
             tresor_dot_auth_dot_v1_dot_auth__pb2.VerifyAuditChainRequest.SerializeToString,
             tresor_dot_auth_dot_v1_dot_auth__pb2.VerifyAuditChainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAuditEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tresor.auth.v1.AuthService/RecordAuditEvent',
+            tresor_dot_auth_dot_v1_dot_auth__pb2.RecordAuditEventRequest.SerializeToString,
+            tresor_dot_auth_dot_v1_dot_auth__pb2.RecordAuditEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,10 @@ class AuthServiceStub:
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListAuditEventsRequest, _auth_pb2.ListAuditEventsResponse]
     """The hash-chained audit log."""
     VerifyAuditChain: _grpc.UnaryUnaryMultiCallable[_auth_pb2.VerifyAuditChainRequest, _auth_pb2.VerifyAuditChainResponse]
+    RecordAuditEvent: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RecordAuditEventRequest, _auth_pb2.RecordAuditEventResponse]
+    """Other services (crm, backup) add their events to the tenant's chain: document
+    downloads, erasures, exports.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -83,6 +87,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListAuditEventsRequest, _auth_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """The hash-chained audit log."""
     VerifyAuditChain: _aio.UnaryUnaryMultiCallable[_auth_pb2.VerifyAuditChainRequest, _auth_pb2.VerifyAuditChainResponse]  # type: ignore[assignment]
+    RecordAuditEvent: _aio.UnaryUnaryMultiCallable[_auth_pb2.RecordAuditEventRequest, _auth_pb2.RecordAuditEventResponse]  # type: ignore[assignment]
+    """Other services (crm, backup) add their events to the tenant's chain: document
+    downloads, erasures, exports.
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -214,5 +222,15 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.VerifyAuditChainRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.VerifyAuditChainResponse, _abc.Awaitable[_auth_pb2.VerifyAuditChainResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordAuditEvent(
+        self,
+        request: _auth_pb2.RecordAuditEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RecordAuditEventResponse, _abc.Awaitable[_auth_pb2.RecordAuditEventResponse]]:
+        """Other services (crm, backup) add their events to the tenant's chain: document
+        downloads, erasures, exports.
+        """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

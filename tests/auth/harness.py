@@ -23,6 +23,7 @@ from tresor_auth.server import AuthServer
 from tresor_common.grpc_tokens import BearerTokenInterceptor
 
 SERVICE_TOKEN = "test-service-token-0123456789"
+GATE_TOKEN = "test-gate-token-0123456789ab"
 PASSWORD = "correct horse battery staple"
 
 
@@ -41,6 +42,7 @@ def settings_for(
         "redis_url": redis_url,
         "redis_key_prefix": f"test:{uuid.uuid4().hex}:",
         "service_tokens": SERVICE_TOKEN,
+        "gate_tokens": GATE_TOKEN,
         "listen": "127.0.0.1:0",
         # Cheap hashes keep the suite fast; production parameters are the defaults.
         "argon2_time_cost": 1,

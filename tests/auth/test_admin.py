@@ -4,7 +4,7 @@ import grpc
 import pytest
 from grpc import aio
 
-from tests.auth.harness import PASSWORD, AuthClient, TenantUser, channel, status_of
+from tests.auth.harness import GATE_TOKEN, PASSWORD, AuthClient, TenantUser, channel, status_of
 from tresor.auth.v1 import auth_pb2 as pb
 from tresor.auth.v1 import auth_pb2_grpc
 
@@ -244,3 +244,23 @@ async def test_calls_without_the_service_token_are_refused(auth: AuthClient) -> 
                 )
             )
             assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_the_gates_token_opens_only_the_session_calls(auth: AuthClient) -> None:
+    who: TenantUser = await auth.tenant_user()
+    async with channel(auth.address, token=GATE_TOKEN) as chan:
+        gate = auth_pb2_grpc.AuthServiceStub(chan)
+        answer = await gate.Login(
+            pb.LoginRequest(
+                tenant=who.tenant.slug, username="alice", password=PASSWORD, client_ip="127.0.0.1"
+            )
+        )
+        assert answer.WhichOneof("result") == "session"
+        for call in (
+            gate.CreateTenant(pb.CreateTenantRequest(slug="x-gate", display_name="X")),
+            gate.SetAllowlist(
+                pb.SetAllowlistRequest(tenant_id=who.tenant_id, user_id=who.user_id, allowlist=[])
+            ),
+            gate.ListAuditEvents(pb.ListAuditEventsRequest(tenant_id=who.tenant_id)),
+        ):
+            assert await status_of(call) == grpc.StatusCode.UNAUTHENTICATED

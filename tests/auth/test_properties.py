@@ -177,6 +177,27 @@ async def test_admin_calls_reject_bad_input_cleanly(
     )
 
 
+@FUZZ
+@given(tenant=hostile_text, username=hostile_text, password=hostile_text, agent=hostile_text)
+async def test_login_with_hostile_input_never_crashes_and_never_lets_in(
+    auth: AuthClient, tenant: str, username: str, password: str, agent: str
+) -> None:
+    who = await _shared_user(auth)
+    response = await _call(
+        auth.stub.Login(
+            pb.LoginRequest(
+                tenant=tenant or who.tenant.slug,
+                username=username,
+                password=password,
+                client_ip="198.51.100.77",
+                user_agent=agent,
+            )
+        )
+    )
+    assert response is not None
+    assert response.WhichOneof("result") == "failure"
+
+
 async def test_roles_outside_the_enum_are_refused(start_auth: Callable[..., Any]) -> None:
     auth: AuthClient = await start_auth()
     tenant = await auth.tenant()

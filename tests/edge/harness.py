@@ -234,7 +234,7 @@ class EdgeStack:
             "TRESOR_EDGE_ENVIRONMENT": "development",
             "TRESOR_EDGE_GATE_LISTEN": f"127.0.0.1:{self.gate_port}",
             "TRESOR_EDGE_AUTH_ADDRESS": auth.address,
-            "TRESOR_EDGE_AUTH_SERVICE_TOKEN": auth.settings.tokens()[0],
+            "TRESOR_EDGE_AUTH_SERVICE_TOKEN": auth.settings.gate_token_list()[0],
             "TRESOR_EDGE_IDENTITY_SIGNING_KEY_FILE": str(key_file),
             "TRESOR_EDGE_CSRF_SECRET": "csrf-secret-for-tests-0123456789",
             "TRESOR_EDGE_AUTH_DEADLINE_SECONDS": "1.0",

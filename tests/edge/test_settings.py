@@ -14,6 +14,7 @@ def gate_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setenv("TRESOR_EDGE_AUTH_SERVICE_TOKEN", "a-service-token-long-enough")
     monkeypatch.setenv("TRESOR_EDGE_CSRF_SECRET", "a-csrf-secret-long-enough")
     monkeypatch.setenv("TRESOR_EDGE_IDENTITY_SIGNING_KEY", generate_private_key_pem())
+    monkeypatch.setenv("TRESOR_EDGE_PUBLIC_URL", "https://crm.example.de")
     return monkeypatch
 
 
@@ -54,6 +55,14 @@ def test_an_rsa_key_is_not_an_identity_key(gate_env: pytest.MonkeyPatch) -> None
     gate_env.setenv("TRESOR_EDGE_IDENTITY_SIGNING_KEY", pem)
     with pytest.raises(SettingsError, match="Ed25519"):
         load_settings(GateSettings)
+
+
+def test_production_needs_the_public_url(gate_env: pytest.MonkeyPatch) -> None:
+    gate_env.delenv("TRESOR_EDGE_PUBLIC_URL")
+    with pytest.raises(SettingsError, match="public_url is required"):
+        load_settings(GateSettings)
+    gate_env.setenv("TRESOR_EDGE_ENVIRONMENT", "development")
+    assert load_settings(GateSettings).public_url is None
 
 
 def test_certificate_needs_its_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

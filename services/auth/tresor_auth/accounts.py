@@ -8,6 +8,7 @@ so the next Authorize on any replica sees it.
 """
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Sequence
@@ -267,7 +268,7 @@ class AccountService:
             display_name=shown,
             roles=checked_roles,
             allowlist=networks,
-            password_hash=self._passwords.hash(password),
+            password_hash=await self._passwords.hash_async(password),
             audit=self._record(
                 actor,
                 "user.created",
@@ -300,6 +301,7 @@ class AccountService:
             changes["roles"] = [r.value for r in new_roles]
         if activate:
             changes["active"] = True
+        await self._store.forget_user_state(user_id)
         user = await self._db.update_user(
             tenant_id,
             user_id,
@@ -324,6 +326,7 @@ class AccountService:
     ) -> User:
         await self.check_actor(actor, tenant_id)
         networks = parse_allowlist(allowlist)
+        await self._store.forget_user_state(user_id)
         user = await self._db.update_user(
             tenant_id,
             user_id,
@@ -342,12 +345,17 @@ class AccountService:
         await self.check_actor(actor, tenant_id)
         user = await self._db.get_user(tenant_id, user_id)
         self._passwords.check_strength(new_password, username=user.username)
-        await self._db.update_user(
+        new_hash = await self._passwords.hash_async(new_password)
+        await self._store.forget_user_state(user_id)
+        changed = await self._db.update_user(
             tenant_id,
             user_id,
-            password_hash=self._passwords.hash(new_password),
+            password_hash=new_hash,
             audit=self._record(actor, "user.password_changed", tenant_id),
         )
+        # The new credential stamp voids every session from before, even one whose
+        # login raced this change.
+        await self._store.put_user_state(user_id, UserState.of(changed))
         return await self._sessions.revoke_user_sessions(
             tenant_id, user_id, actor_user_id=actor.user_id, cause="password_changed"
         )
@@ -356,6 +364,7 @@ class AccountService:
         await self.check_actor(actor, tenant_id)
         if actor.user_id == user_id:
             raise FailedPrecondition("an admin cannot disable themselves")
+        await self._store.forget_user_state(user_id)
         user = await self._db.update_user(
             tenant_id,
             user_id,
@@ -393,12 +402,16 @@ class AccountService:
             raise InvalidArgument("event: a dotted lower-case name like document.downloaded")
         if len(details_json.encode()) > MAX_DETAILS_BYTES:
             raise InvalidArgument(f"details_json: at most {MAX_DETAILS_BYTES} bytes")
+        if "\\u0000" in details_json or "\x00" in details_json:
+            raise InvalidArgument("details_json: NUL characters are not allowed")
         try:
-            details = json.loads(details_json or "{}")
-        except ValueError:
+            details = json.loads(details_json or "{}", parse_constant=_no_constants)
+        except (ValueError, RecursionError):
             raise InvalidArgument("details_json: not JSON") from None
         if not isinstance(details, dict):
             raise InvalidArgument("details_json: must be a JSON object")
+        if not _finite(details):
+            raise InvalidArgument("details_json: numbers must be finite")
         ip = str(parse_client_ip(client_ip)) if client_ip else None
         await self._db.get_tenant(tenant_id)
         return await self._db.append_audit(
@@ -415,6 +428,20 @@ class AccountService:
         await self.check_actor(actor, tenant_id)
         events, head_seq, head_hash = await self._db.audit_chain(tenant_id)
         return verify_chain(events, head_seq=head_seq, head_hash=head_hash)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def _policy_dict(policy: TenantPolicy) -> dict[str, Any]:

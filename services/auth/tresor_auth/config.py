@@ -28,8 +28,10 @@ class AuthSettings(TresorSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     redis_url: RedisUrl
     redis_key_prefix: str = "tresor:auth:"
-    # Tokens that internal callers (gate, crm, tresorctl) present, comma-separated.
+    # Tokens of internal callers with every call (crm, backup, tresorctl), comma-separated.
     service_tokens: SecretStr
+    # Tokens of the edge gate, which may only log in, authorize and log out.
+    gate_tokens: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Platform defaults and limits for sessions (OWASP ASVS level 2).
@@ -73,11 +75,11 @@ class AuthSettings(TresorSettings):
 
     @model_validator(mode="after")
     def _check(self) -> "AuthSettings":
-        tokens = self.tokens()
-        if not tokens:
+        tokens = self.tokens() + self.gate_token_list()
+        if not self.tokens():
             raise ValueError("service_tokens: at least one token is needed")
         if any(len(token) < 16 for token in tokens):
-            raise ValueError("service_tokens: each token needs at least 16 characters")
+            raise ValueError("service_tokens, gate_tokens: each token needs 16 characters or more")
         if self.environment == "production" and any(_PLACEHOLDER in t for t in tokens):
             raise ValueError("service_tokens: the placeholder token is refused in production")
         if self.idle_timeout_seconds > self.max_idle_timeout_seconds:
@@ -91,9 +93,15 @@ class AuthSettings(TresorSettings):
         return self
 
     def tokens(self) -> list[str]:
-        raw = self.service_tokens.get_secret_value()
-        return [token.strip() for token in raw.split(",") if token.strip()]
+        return _split(self.service_tokens)
+
+    def gate_token_list(self) -> list[str]:
+        return _split(self.gate_tokens) if self.gate_tokens else []
 
     @property
     def migration_url(self) -> str:
         return self.migration_database_url or self.database_url
+
+
+def _split(value: SecretStr) -> list[str]:
+    return [token.strip() for token in value.get_secret_value().split(",") if token.strip()]

@@ -51,10 +51,17 @@ class UserState:
     active: bool
     roles: tuple[Role, ...]
     allowlist: tuple[IpNetwork, ...]
+    # When the password last changed: sessions from before are void, whatever raced.
+    credential_stamp: float
 
     @classmethod
     def of(cls, user: User) -> "UserState":
-        return cls(active=user.active, roles=user.roles, allowlist=user.allowlist)
+        return cls(
+            active=user.active,
+            roles=user.roles,
+            allowlist=user.allowlist,
+            credential_stamp=user.password_changed_at.timestamp(),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Session:
     last_seen_at: float
     idle_timeout_seconds: int
     absolute_expires_at: float
+    # The user's credential stamp at login (see UserState).
+    credential_stamp: float
 
     @property
     def idle_expires_at(self) -> float:

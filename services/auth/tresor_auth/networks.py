@@ -24,9 +24,20 @@ def parse_client_ip(value: str) -> IpAddress:
         address = ipaddress.ip_address(value.strip())
     except ValueError:
         raise InvalidArgument(f"client_ip {value[:64]!r} is not an IP address") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id:
+            raise InvalidArgument("client_ip: a scoped IPv6 address is not a client address")
+        if address.ipv4_mapped:
+            return address.ipv4_mapped
     return address
+
+
+def address_key(address: IpAddress) -> str:
+    """What failed logins are counted by: the address, or its /64 for IPv6, since one
+    customer line usually has a whole /64 to choose from."""
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def parse_allowlist(entries: Iterable[str]) -> list[IpNetwork]:

@@ -1,5 +1,7 @@
 """Argon2id password hashing, with a dummy hash so unknown users cost the same time."""
 
+import asyncio
+import os
 import secrets
 
 from argon2 import PasswordHasher, Type
@@ -32,6 +34,17 @@ class Passwords:
         )
         self.min_length = min_length
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        # Argon2 is deliberately slow: it runs in threads, at most one per core, so that
+        # a wave of logins never stalls Authorize on the event loop.
+        self._slots = asyncio.Semaphore(os.cpu_count() or 1)
+
+    async def hash_async(self, password: str) -> str:
+        async with self._slots:
+            return await asyncio.to_thread(self.hash, password)
+
+    async def verify_async(self, stored_hash: str | None, password: str) -> bool:
+        async with self._slots:
+            return await asyncio.to_thread(self.verify, stored_hash, password)
 
     def check_strength(self, password: str, *, username: str = "") -> None:
         if len(password) < self.min_length:

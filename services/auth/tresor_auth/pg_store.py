@@ -408,7 +408,14 @@ class AuthDatabase:
         prev_hash = bytes(head["last_hash"])
         # Microseconds: what timestamptz keeps, so the hash can be recomputed from the row.
         occurred_at = datetime.now(UTC)
-        details = json.loads(json.dumps(record.details, default=str))
+        # Hash the details as jsonb will give them back (it normalises numbers such as -0.0).
+        cur = await conn.execute(
+            "SELECT %s::jsonb AS details",
+            (Jsonb(json.loads(json.dumps(record.details, default=str))),),
+        )
+        stored = await cur.fetchone()
+        assert stored is not None
+        details = stored["details"]
         digest = event_hash(
             prev_hash=prev_hash,
             chain_id=chain_id,

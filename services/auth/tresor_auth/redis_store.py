@@ -7,6 +7,7 @@ Keys, all under one prefix:
   tenant-sessions:<t>   sorted set of a tenant's session ids, by absolute expiry
   user-state:<user>     JSON: active, roles, allowlist (write-through from admin changes)
   failures:user:<t>:<name>, failures:ip:<address>   failed-login counters
+  lock:user:<t>:<name>, lock:ip:<address>           lockouts, with their remaining time
 """
 
 import json
@@ -42,6 +43,41 @@ return {sid, fields, state or false}
 """
 
 
+# Slide the idle timer only if the session still exists: a logout racing this call must
+# not leave a half session behind.
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'last_seen_at', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
+# One login attempt: refused while a lock stands; otherwise counted before the password is
+# checked, so that concurrent guesses cannot all slip under the limit.
+_BEGIN_ATTEMPT = """
+local locked_ms = math.max(redis.call('PTTL', KEYS[3]), redis.call('PTTL', KEYS[4]))
+if locked_ms > 0 then return {-1, -1, locked_ms} end
+local user = redis.call('INCR', KEYS[1])
+if user == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local address = redis.call('INCR', KEYS[2])
+if address == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+if user > tonumber(ARGV[3]) then redis.call('SET', KEYS[3], 1, 'EX', ARGV[2]) end
+if address > tonumber(ARGV[4]) then redis.call('SET', KEYS[4], 1, 'EX', ARGV[2]) end
+if user > tonumber(ARGV[3]) or address > tonumber(ARGV[4]) then
+  return {-1, -1, tonumber(ARGV[2]) * 1000}
+end
+return {user, address, 0}
+"""
+
+# A success forgets the user name's failures and gives the address its attempt back.
+_SUCCEEDED = """
+redis.call('DEL', KEYS[1])
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+return 1
+"""
+
+
 def _unavailable(
     func: Callable[P, Coroutine[Any, Any, T]],
 ) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -73,6 +109,7 @@ def _session_fields(session: Session) -> dict[str, str]:
         "last_seen_at": repr(session.last_seen_at),
         "idle_timeout_seconds": str(session.idle_timeout_seconds),
         "absolute_expires_at": repr(session.absolute_expires_at),
+        "credential_stamp": repr(session.credential_stamp),
     }
 
 
@@ -92,6 +129,7 @@ def _session(session_id: str, fields: dict[str, str]) -> Session:
         last_seen_at=float(fields["last_seen_at"]),
         idle_timeout_seconds=int(fields["idle_timeout_seconds"]),
         absolute_expires_at=float(fields["absolute_expires_at"]),
+        credential_stamp=float(fields.get("credential_stamp", "0")),
     )
 
 
@@ -101,6 +139,7 @@ def _state_json(state: UserState) -> str:
             "active": state.active,
             "roles": [role.value for role in state.roles],
             "allowlist": [str(net) for net in state.allowlist],
+            "credential_stamp": state.credential_stamp,
         }
     )
 
@@ -111,6 +150,7 @@ def _state(raw: str) -> UserState:
         active=bool(data["active"]),
         roles=tuple(Role(role) for role in data["roles"]),
         allowlist=tuple(parse_allowlist(data["allowlist"])),
+        credential_stamp=float(data.get("credential_stamp", 0)),
     )
 
 
@@ -126,9 +166,13 @@ class SessionStore:
         self._redis = client
         self._prefix = prefix
         self._longest_session = longest_session_seconds
-        # Ended sessions stay this long so that their link answers "expired", not "unknown".
+        # Timed-out sessions stay this long so that their link answers "expired" (logout and
+        # revocation delete at once: "unknown").
         self._remember = remember_seconds
         self._fetch = client.register_script(_FETCH_BY_LINK)
+        self._touch = client.register_script(_TOUCH)
+        self._begin_attempt = client.register_script(_BEGIN_ATTEMPT)
+        self._succeeded = client.register_script(_SUCCEEDED)
 
     @classmethod
     def connect(
@@ -195,11 +239,10 @@ class SessionStore:
     async def touch(self, session: Session, now: float) -> None:
         """Slide the idle timer."""
         ttl = self._ttl_ms(replace(session, last_seen_at=now), now)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self._key("session", session.id), "last_seen_at", repr(now))
-            pipe.pexpire(self._key("session", session.id), ttl)
-            pipe.pexpire(self._key("link", session.link_hash), ttl)
-            await pipe.execute()
+        await self._touch(
+            keys=[self._key("session", session.id), self._key("link", session.link_hash)],
+            args=[repr(now), ttl],
+        )
 
     @_unavailable
     async def get_session(self, session_id: str) -> Session | None:
@@ -260,6 +303,11 @@ class SessionStore:
         )
 
     @_unavailable
+    async def forget_user_state(self, user_id: uuid.UUID) -> None:
+        """Before an admin change: whatever happens next, no stale state stays cached."""
+        await self._redis.delete(self._key("user-state", str(user_id)))
+
+    @_unavailable
     async def fill_user_state(self, user_id: uuid.UUID, state: UserState) -> None:
         """After a cache miss: never overwrite what an admin change wrote meanwhile."""
         await self._redis.set(
@@ -271,42 +319,49 @@ class SessionStore:
 
     # -- failed logins -------------------------------------------------------
 
-    def _failure_keys(self, tenant_slug: str, username: str, client_ip: str) -> tuple[str, str]:
-        return (
+    def _attempt_keys(self, tenant_slug: str, username: str, address: str) -> list[str]:
+        return [
             self._key("failures", "user", tenant_slug, username),
-            self._key("failures", "ip", client_ip),
-        )
+            self._key("failures", "ip", address),
+            self._key("lock", "user", tenant_slug, username),
+            self._key("lock", "ip", address),
+        ]
 
     @_unavailable
-    async def failures(
-        self, tenant_slug: str, username: str, client_ip: str
+    async def begin_attempt(
+        self,
+        tenant_slug: str,
+        username: str,
+        address: str,
+        *,
+        window_seconds: int,
+        user_limit: int,
+        address_limit: int,
     ) -> tuple[int, int, int]:
-        """Failures for the user name and the address, and seconds until they are forgotten."""
-        user_key, ip_key = self._failure_keys(tenant_slug, username, client_ip)
+        """(failures of the user name, of the address, counting this attempt) or, while
+        locked, (-1, -1, milliseconds until the lock ends)."""
+        user, ip, locked_ms = await self._begin_attempt(
+            keys=self._attempt_keys(tenant_slug, username, address),
+            args=[window_seconds, window_seconds, user_limit, address_limit],
+        )
+        return int(user), int(ip), int(locked_ms)
+
+    @_unavailable
+    async def lock(
+        self, tenant_slug: str, username: str, address: str, *, user: bool, ip: bool, seconds: int
+    ) -> None:
+        keys = self._attempt_keys(tenant_slug, username, address)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(user_key)
-            pipe.get(ip_key)
-            pipe.ttl(user_key)
-            pipe.ttl(ip_key)
-            user_count, ip_count, user_ttl, ip_ttl = await pipe.execute()
-        return int(user_count or 0), int(ip_count or 0), max(int(user_ttl), int(ip_ttl), 0)
+            if user:
+                pipe.set(keys[2], 1, ex=seconds)
+            if ip:
+                pipe.set(keys[3], 1, ex=seconds)
+            await pipe.execute()
 
     @_unavailable
-    async def add_failure(
-        self, tenant_slug: str, username: str, client_ip: str, window_seconds: int
-    ) -> tuple[int, int]:
-        user_key, ip_key = self._failure_keys(tenant_slug, username, client_ip)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(user_key)
-            pipe.expire(user_key, window_seconds)
-            pipe.incr(ip_key)
-            pipe.expire(ip_key, window_seconds)
-            user_count, _, ip_count, _ = await pipe.execute()
-        return int(user_count), int(ip_count)
-
-    @_unavailable
-    async def clear_user_failures(self, tenant_slug: str, username: str) -> None:
-        await self._redis.delete(self._key("failures", "user", tenant_slug, username))
+    async def attempt_succeeded(self, tenant_slug: str, username: str, address: str) -> None:
+        keys = self._attempt_keys(tenant_slug, username, address)
+        await self._succeeded(keys=keys[:2])
 
     @_unavailable
     async def ping(self) -> None:

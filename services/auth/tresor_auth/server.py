@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+# All the internet-facing gate may call.
+GATE_METHODS = frozenset(f"/{SERVICE_NAME}/{name}" for name in ("Login", "Authorize", "Logout"))
 
 
 @dataclass
@@ -100,8 +102,10 @@ async def create_server(settings: AuthSettings, address: str | None = None) -> A
         ),
     )
 
+    tokens: dict[str, frozenset[str] | None] = dict.fromkeys(settings.tokens())
+    tokens.update(dict.fromkeys(settings.gate_token_list(), GATE_METHODS))
     server = aio.server(
-        interceptors=[ServiceTokenInterceptor(settings.tokens())],
+        interceptors=[ServiceTokenInterceptor(tokens)],
         options=[("grpc.so_reuseport", 0)],
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(sessions, accounts), server)

@@ -20,9 +20,15 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from tresor_auth.audit import AuditRecord
-from tresor_auth.errors import InvalidArgument, StoreUnavailable
+from tresor_auth.errors import InvalidArgument
 from tresor_auth.models import NewSession, Role, Session, User, UserState
-from tresor_auth.networks import IpBinding, in_allowlist, parse_client_ip, same_binding
+from tresor_auth.networks import (
+    IpBinding,
+    address_key,
+    in_allowlist,
+    parse_client_ip,
+    same_binding,
+)
 from tresor_auth.passwords import Passwords
 from tresor_auth.pg_store import AuthDatabase
 from tresor_auth.redis_store import SessionStore
@@ -35,6 +41,7 @@ LINK_TOKEN_BYTES = 24
 COOKIE_SECRET_BYTES = 32
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _LINK_IN_PATH = re.compile(r"/s/[^/]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME_LENGTH = 128
 MAX_PATH_IN_AUDIT = 512
 
@@ -74,9 +81,14 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def printable(text: str) -> str:
+    """Control characters (NUL included) replaced: safe for logs, text columns and jsonb."""
+    return _CONTROL.sub("\ufffd", text)
+
+
 def path_for_audit(path: str) -> str:
     """The path without its link token, cut to a sane length."""
-    return _LINK_IN_PATH.sub("/s/[link]", path)[:MAX_PATH_IN_AUDIT]
+    return printable(_LINK_IN_PATH.sub("/s/[link]", path)[:MAX_PATH_IN_AUDIT])
 
 
 class SessionService:
@@ -105,27 +117,34 @@ class SessionService:
         self, *, tenant: str, username: str, password: str, client_ip: str, user_agent: str
     ) -> NewSession | LoginRefused:
         address = parse_client_ip(client_ip)
-        tenant_slug = tenant.strip().lower()[:MAX_NAME_LENGTH]
-        name = username.strip().lower()[:MAX_NAME_LENGTH]
         ip = str(address)
-        user_failures, ip_failures, retry_after = await self._store.failures(tenant_slug, name, ip)
-        if self._throttle.locked(user_failures, ip_failures):
-            await self._db.append_audit(
-                AuditRecord(
-                    "login.locked_out",
-                    client_ip=ip,
-                    details={"tenant": tenant_slug, "username": name},
-                )
-            )
-            return LoginRefused(LoginFailure.LOCKED, retry_after)
-        delay = self._throttle.delay(user_failures, ip_failures)
+        # Names with control characters match no account; they are still counted and hashed.
+        tenant_slug = printable(tenant.strip().lower()[:MAX_NAME_LENGTH])
+        name = printable(username.strip().lower()[:MAX_NAME_LENGTH])
+        counted_by = address_key(address)
+        policy = self._throttle
+        user_failures, ip_failures, locked_ms = await self._store.begin_attempt(
+            tenant_slug,
+            name,
+            counted_by,
+            window_seconds=policy.lockout_seconds,
+            user_limit=policy.lockout_after,
+            address_limit=policy.address_lockout_after,
+        )
+        if locked_ms:
+            await self._audit_locked_out(tenant_slug, name, ip)
+            return LoginRefused(LoginFailure.LOCKED, max(1, -(-locked_ms // 1000)))
+        # This attempt is counted already: the delay depends on the failures before it.
+        delay = policy.delay(user_failures - 1, ip_failures - 1)
         if delay:
             await self._sleep(delay)
 
-        found = await self._db.find_login(tenant_slug, name) if tenant_slug and name else None
+        found = None
+        if tenant_slug == tenant.strip().lower() and name == username.strip().lower():
+            found = await self._db.find_login(tenant_slug, name) if tenant_slug and name else None
         stored_hash = found[2] if found else None
         # Verify even when the user is unknown: same answer, same time.
-        password_ok = self._passwords.verify(stored_hash, password)
+        password_ok = await self._passwords.verify_async(stored_hash, password)
         reason = None
         if found is None:
             reason = "unknown_user"
@@ -136,17 +155,28 @@ class SessionService:
         elif not in_allowlist(address, found[1].allowlist):
             reason = "not_allowed_network"
         if found is None or reason is not None:
-            return await self._refuse(tenant_slug, name, ip, found, reason or "unknown_user")
+            return await self._refuse(
+                tenant_slug,
+                name,
+                ip,
+                counted_by,
+                found,
+                reason or "unknown_user",
+                user_failures,
+                ip_failures,
+            )
 
         tenant_row, user, _ = found
         assert stored_hash is not None
         if self._passwords.needs_rehash(stored_hash):
-            await self._db.rehash_password(user.id, stored_hash, self._passwords.hash(password))
-        await self._store.clear_user_failures(tenant_slug, name)
-        await self._store.put_user_state(user.id, UserState.of(user))
+            fresh = await self._passwords.hash_async(password)
+            await self._db.rehash_password(user.id, stored_hash, fresh)
+        await self._store.attempt_succeeded(tenant_slug, name, counted_by)
+        # Only fills a gap: never overwrites what an admin change wrote meanwhile.
+        await self._store.fill_user_state(user.id, UserState.of(user))
 
         now = self._clock()
-        policy = tenant_row.policy
+        tenant_policy = tenant_row.policy
         link_token = secrets.token_urlsafe(LINK_TOKEN_BYTES)
         cookie_secret = secrets.token_urlsafe(COOKIE_SECRET_BYTES)
         session = Session(
@@ -158,12 +188,13 @@ class SessionService:
             user_id=user.id,
             username=user.username,
             client_ip=ip,
-            ip_binding=policy.ip_binding,
-            user_agent=user_agent[:256],
+            ip_binding=tenant_policy.ip_binding,
+            user_agent=printable(user_agent[:256]),
             created_at=now,
             last_seen_at=now,
-            idle_timeout_seconds=policy.idle_timeout_seconds,
-            absolute_expires_at=now + policy.absolute_lifetime_seconds,
+            idle_timeout_seconds=tenant_policy.idle_timeout_seconds,
+            absolute_expires_at=now + tenant_policy.absolute_lifetime_seconds,
+            credential_stamp=user.password_changed_at.timestamp(),
         )
         await self._store.save_session(session, now)
         await self._db.append_audit(
@@ -176,20 +207,32 @@ class SessionService:
                 details={"session_id": session.id, "user_agent": session.user_agent},
             )
         )
-        await self._enforce_session_limit(user, policy.max_sessions_per_user, ip)
+        await self._enforce_session_limit(user, tenant_policy.max_sessions_per_user, ip)
         return NewSession(session=session, link_token=link_token, cookie_secret=cookie_secret)
+
+    async def _audit_locked_out(self, tenant_slug: str, name: str, ip: str) -> None:
+        """Into the tenant's own log when the tenant exists, so its admins see it."""
+        known = await self._db.find_tenant(tenant_slug) if tenant_slug else None
+        await self._db.append_audit(
+            AuditRecord(
+                "login.locked_out",
+                tenant_id=known.id if known else None,
+                client_ip=ip,
+                details={"tenant": tenant_slug, "username": name},
+            )
+        )
 
     async def _refuse(
         self,
         tenant_slug: str,
         name: str,
         ip: str,
+        counted_by: str,
         found: tuple[object, User, str] | None,
         reason: str,
+        user_failures: int,
+        ip_failures: int,
     ) -> LoginRefused:
-        user_failures, ip_failures = await self._store.add_failure(
-            tenant_slug, name, ip, self._throttle.lockout_seconds
-        )
         user = found[1] if found else None
         await self._db.append_audit(
             AuditRecord(
@@ -200,7 +243,17 @@ class SessionService:
                 details={"tenant": tenant_slug, "username": name, "reason": reason},
             )
         )
-        if self._throttle.locked(user_failures, ip_failures):
+        user_locked = self._throttle.user_locked(user_failures)
+        ip_locked = self._throttle.address_locked(ip_failures)
+        if user_locked or ip_locked:
+            await self._store.lock(
+                tenant_slug,
+                name,
+                counted_by,
+                user=user_locked,
+                ip=ip_locked,
+                seconds=self._throttle.lockout_seconds,
+            )
             await self._db.append_audit(
                 AuditRecord(
                     "login.lockout_started",
@@ -252,7 +305,11 @@ class SessionService:
         now = self._clock()
 
         def context() -> dict[str, str]:
-            return {"method": method[:16], "path": path_for_audit(path), "session_id": session.id}
+            return {
+                "method": printable(method[:16]),
+                "path": path_for_audit(path),
+                "session_id": session.id,
+            }
 
         cookie_ok = hmac.compare_digest(secret_hash(cookie_secret), session.cookie_hash)
         if not cookie_ok:
@@ -290,6 +347,10 @@ class SessionService:
             state = await self._load_user_state(session.user_id)
         if state is None or not state.active:
             return await self._deny(session, DenyReason.USER_DISABLED, ip, context())
+        if session.credential_stamp < state.credential_stamp:
+            # The password changed after this login: the session is void.
+            await self._store.delete_sessions([session])
+            return await self._deny(session, DenyReason.UNKNOWN, ip, context())
         if not in_allowlist(address, state.allowlist):
             return await self._deny(session, DenyReason.NOT_ALLOWED_NETWORK, ip, context())
 
@@ -396,11 +457,3 @@ class SessionService:
             )
         )
         return ended
-
-    async def ready(self) -> bool:
-        try:
-            await self._store.ping()
-            await self._db.ping()
-        except StoreUnavailable:
-            return False
-        return True

@@ -15,6 +15,12 @@ class ThrottlePolicy:
     def locked(self, user_failures: int, address_failures: int) -> bool:
         return user_failures >= self.lockout_after or address_failures >= self.address_lockout_after
 
+    def user_locked(self, user_failures: int) -> bool:
+        return user_failures >= self.lockout_after
+
+    def address_locked(self, address_failures: int) -> bool:
+        return address_failures >= self.address_lockout_after
+
     def delay(self, user_failures: int, address_failures: int) -> float:
         """Seconds to wait before answering, growing with each failure past the threshold."""
         excess = max(user_failures, address_failures) - self.slowdown_after + 1

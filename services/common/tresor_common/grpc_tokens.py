@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -14,14 +14,24 @@ OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 class ServiceTokenInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Refuses every call that does not carry one of the accepted tokens."""
+    """Refuses every call that does not carry an accepted token for that method.
 
-    def __init__(self, tokens: Sequence[str]) -> None:
+    `tokens` maps each token to the full method names it may call, or to None for
+    every method (a plain list: every method): the internet-facing gate, say, gets
+    only what it needs.
+    """
+
+    def __init__(self, tokens: Mapping[str, Collection[str] | None] | Sequence[str]) -> None:
         if not tokens or any(len(token) < 16 for token in tokens):
             raise ValueError("service tokens must be at least 16 characters")
-        self._tokens = [token.encode() for token in tokens]
+        if not isinstance(tokens, Mapping):
+            tokens = dict.fromkeys(tokens)
+        self._tokens = [
+            (token.encode(), frozenset(methods) if methods is not None else None)
+            for token, methods in tokens.items()
+        ]
 
-    def _accepted(self, metadata: Sequence[tuple[str, str | bytes]]) -> bool:
+    def _accepted(self, method: str, metadata: Sequence[tuple[str, str | bytes]]) -> bool:
         for key, value in metadata:
             if key != "authorization":
                 continue
@@ -31,8 +41,11 @@ class ServiceTokenInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 return False
             candidate = presented.strip().encode()
             # Compare against every token so timing does not tell which matched.
-            matches = [hmac.compare_digest(candidate, token) for token in self._tokens]
-            return any(matches)
+            allowed = False
+            for token, methods in self._tokens:
+                if hmac.compare_digest(candidate, token) and (methods is None or method in methods):
+                    allowed = True
+            return allowed
         return False
 
     async def intercept_service(
@@ -45,7 +58,7 @@ class ServiceTokenInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         method = handler_call_details.method or ""
         if method.startswith(OPEN_SERVICES):
             return await continuation(handler_call_details)
-        if self._accepted(handler_call_details.invocation_metadata or ()):
+        if self._accepted(method, handler_call_details.invocation_metadata or ()):
             return await continuation(handler_call_details)
         return _deny_handler()
 

@@ -105,11 +105,15 @@ def verify_identity(
     body, _, signature_text = header.partition(".")
     try:
         signature = _unb64(signature_text)
-        payload: dict[str, Any] = json.loads(_unb64(body))
     except (binascii.Error, ValueError) as exc:
         raise InvalidIdentity("malformed identity") from exc
+    # The signature first: nothing a client made up is even parsed.
     if not any(_signed_by(key, signature, body) for key in keys):
         raise InvalidIdentity("identity not signed by the gate")
+    try:
+        payload: dict[str, Any] = json.loads(_unb64(body))
+    except (binascii.Error, ValueError, RecursionError) as exc:
+        raise InvalidIdentity("malformed identity") from exc
     if not isinstance(payload, dict) or payload.get("v") != _VERSION:
         raise InvalidIdentity("unknown identity version")
     try:
@@ -137,6 +141,6 @@ def verify_identity(
 def _signed_by(key: Ed25519PublicKey, signature: bytes, body: str) -> bool:
     try:
         key.verify(signature, body.encode())
-    except InvalidSignature:
+    except (InvalidSignature, UnicodeEncodeError):
         return False
     return True

@@ -132,7 +132,7 @@ def create_app(gate: Gate, proxies: TrustedProxies, *, public_url: str | None) -
             return PlainTextResponse("request too large", status_code=413)
         if not _same_origin(request):
             return _render_login(request, lang, message=texts["expired_form"], status=403)
-        form = await request.form(max_files=0, max_fields=10)
+        form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM_BYTES)
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
         tenant, username = fields.get("tenant", "").strip(), fields.get("username", "").strip()
         if not gate.csrf.login_ok(request.cookies.get(LOGIN_COOKIE), fields.get("csrf")):
@@ -182,15 +182,18 @@ def create_app(gate: Gate, proxies: TrustedProxies, *, public_url: str | None) -
         lang = lang_of(request)
         if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
             return PlainTextResponse("request too large", status_code=413)
-        form = await request.form(max_files=0, max_fields=10)
+        form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM_BYTES)
         token = form.get("csrf")
-        result = await gate.logout(
-            path=request.url.path,
-            cookie_secret=request.cookies.get(SESSION_COOKIE),
-            client_ip=client_ip(request),
-            csrf_token=token if isinstance(token, str) else None,
-        )
-        if result is LogoutResult.BAD_FORM or not _same_origin(request):
+        # From another site: refused before anything happens to the session.
+        result = LogoutResult.BAD_FORM
+        if _same_origin(request):
+            result = await gate.logout(
+                path=request.url.path,
+                cookie_secret=request.cookies.get(SESSION_COOKIE),
+                client_ip=client_ip(request),
+                csrf_token=token if isinstance(token, str) else None,
+            )
+        if result is LogoutResult.BAD_FORM:
             texts = TEXTS[lang]
             html = pages.render(
                 "message.html",
@@ -241,12 +244,18 @@ def create_app(gate: Gate, proxies: TrustedProxies, *, public_url: str | None) -
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser's Origin / Sec-Fetch-Site must not name another site."""
+    """A browser's Origin / Sec-Fetch-Site must not name another site.
+
+    Under `Referrer-Policy: no-referrer` browsers send `Origin: null` with form posts;
+    that is accepted only when the browser also says the request is same-origin.
+    """
     site = request.headers.get("sec-fetch-site")
     if site and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
+    if origin is None:
+        return True
+    if origin == "null":
+        return site == "same-origin"
     host = request.headers.get("x-forwarded-host") or request.headers.get("host", "")
     return origin == f"https://{host}"

@@ -97,6 +97,12 @@ class GateSettings(TresorSettings):
     trusted_proxies: CommaList = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @model_validator(mode="after")
+    def _production_needs_a_public_url(self) -> "GateSettings":
+        if self.environment == "production" and not self.public_url:
+            raise ValueError("public_url is required in production (the address users type)")
+        return self
+
     @field_validator("identity_signing_key")
     @classmethod
     def _key_loads(cls, value: SecretStr) -> SecretStr:

@@ -137,6 +137,12 @@ async def test_search_finds_by_name_email_phone_company_tag_and_custom_field(
     crm: CrmHarness,
 ) -> None:
     alice = crm.tenant()
+    admin = alice.colleague("boss", roles=("admin", "user"))
+    defined = await admin.post(
+        "api/v1/admin/custom-fields",
+        json={"entity": "contact", "key": "kundennummer", "label": "Kundennummer", "kind": "text"},
+    )
+    assert defined.status_code == 201, defined.text
     company = await alice.company("Brauerei Zwickl", tags=["getränke"])
     target = await alice.contact(
         "Huber",

@@ -8,7 +8,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from tresor_crm import api_records
+from tresor_crm import (
+    api_activities,
+    api_admin,
+    api_documents,
+    api_pipeline,
+    api_records,
+    api_transfer,
+    views_activities,
+    views_admin,
+    views_documents,
+    views_pipeline,
+    views_records,
+    views_transfer,
+    web,
+)
 from tresor_crm.config import CrmSettings
 from tresor_crm.db import Database
 from tresor_crm.errors import CrmError, InvalidInput
@@ -44,6 +58,9 @@ def create_app(settings: CrmSettings, database: Database | None = None) -> FastA
         try:
             yield
         finally:
+            audit = getattr(app.state, "audit_log", None)
+            if audit is not None:
+                await audit.close()
             if database is None:
                 await app.state.database.close()
 
@@ -88,5 +105,21 @@ def create_app(settings: CrmSettings, database: Database | None = None) -> FastA
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(api_records.router)
+    for module in (
+        api_records,
+        api_pipeline,
+        api_activities,
+        api_documents,
+        api_transfer,
+        api_admin,
+        views_records,
+        views_pipeline,
+        views_activities,
+        views_documents,
+        views_transfer,
+        views_admin,
+    ):
+        app.include_router(module.router)
+    # Pages for people get HTML error pages; /api/ keeps problem+json.
+    web.install_error_pages(app)
     return app

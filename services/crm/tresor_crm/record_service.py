@@ -3,7 +3,7 @@
 import uuid
 from typing import Any
 
-from tresor_crm import history
+from tresor_crm import custom_fields, history
 from tresor_crm.db import Conn, Row
 from tresor_crm.identity import Actor
 from tresor_crm.records import CompanyFields, ContactFields, ListQuery
@@ -14,7 +14,18 @@ def _fields_of(row: Row, model: type[CompanyFields] | type[ContactFields]) -> di
     return {name: row[name] for name in model.model_fields if name in row}
 
 
+async def _checked_company(conn: Conn, fields: CompanyFields) -> CompanyFields:
+    custom = await custom_fields.check_custom(conn, "company", dict(fields.custom))
+    return fields.model_copy(update={"custom": custom})
+
+
+async def _checked_contact(conn: Conn, fields: ContactFields) -> ContactFields:
+    custom = await custom_fields.check_custom(conn, "contact", dict(fields.custom))
+    return fields.model_copy(update={"custom": custom})
+
+
 async def create_company(conn: Conn, actor: Actor, fields: CompanyFields) -> Row:
+    fields = await _checked_company(conn, fields)
     row = await store.insert_company(conn, fields, actor.user_id)
     await history.record(
         conn,
@@ -30,6 +41,7 @@ async def create_company(conn: Conn, actor: Actor, fields: CompanyFields) -> Row
 async def update_company(
     conn: Conn, actor: Actor, company_id: uuid.UUID, version: int, fields: CompanyFields
 ) -> Row:
+    fields = await _checked_company(conn, fields)
     before = await store.company(conn, company_id)
     row = await store.update_company(conn, company_id, version, fields, actor.user_id)
     await history.record(
@@ -59,7 +71,7 @@ async def set_company_deleted(
 
 
 async def create_contact(conn: Conn, actor: Actor, fields: ContactFields) -> Row:
-    fields = fields.with_consent_date(None)
+    fields = (await _checked_contact(conn, fields)).with_consent_date(None)
     row = await store.insert_contact(conn, fields, actor.user_id)
     await history.record(
         conn,
@@ -77,7 +89,7 @@ async def update_contact(
 ) -> Row:
     before = await store.contact(conn, contact_id)
     previous = ContactFields.model_validate(_fields_of(before, ContactFields))
-    fields = fields.with_consent_date(previous)
+    fields = (await _checked_contact(conn, fields)).with_consent_date(previous)
     row = await store.update_contact(conn, contact_id, version, fields, actor.user_id)
     await history.record(
         conn,

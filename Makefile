@@ -18,7 +18,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export SSL_CERT_FILE ?= $(firstword $(wildcard /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt))
 
-.PHONY: help setup proto proto-check run test lint fmt bench clean
+.PHONY: help setup proto proto-check openapi run test lint fmt bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,13 +50,18 @@ proto: ## Generate the Python gRPC code from proto/
 proto-check: proto ## Prove the committed generated code matches the protos
 	git diff --exit-code --stat -- $(GEN) || { echo "generated code is stale: run make proto and commit"; exit 1; }
 
+openapi: setup ## Write the CRM's OpenAPI document to docs/openapi/crm.json
+	mkdir -p docs/openapi
+	$(PY) -m tresor_crm openapi > docs/openapi/crm.json.tmp
+	mv docs/openapi/crm.json.tmp docs/openapi/crm.json
+
 run: setup ## Start the whole stack locally and print the address and a demo login
 	$(PY) -m tresor_devstack
 
 lint: setup ## ruff check, ruff format --check, mypy (strict)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services tests
+	$(VENV)/bin/mypy services tests benchmarks
 
 fmt: setup ## Format the code
 	$(VENV)/bin/ruff format .
@@ -67,6 +72,7 @@ test: setup lint ## Run every test (real PostgreSQL, Redis, gRPC)
 
 bench: setup ## Benchmarks; figures go to docs/benchmarks.md
 	$(PY) -m benchmarks.auth_authorize --record docs/benchmarks.md
+	$(PY) -m benchmarks.crm_search --record docs/benchmarks.md
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) $(TOOLS) .data

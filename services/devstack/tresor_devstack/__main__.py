@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from pathlib import Path
 
 import grpc
 
@@ -47,6 +48,42 @@ def ensure_demo_login(address: str, token: str, settings: DevSettings) -> str | 
         return password
 
 
+def start_crm(
+    supervisor: Supervisor,
+    settings: DevSettings,
+    admin_url: str,
+    app_password: str,
+    service_token: str,
+    signing_key_file: Path,
+) -> str:
+    """Migrate the `crm` database as its owner, then run the CRM as a role bound by RLS."""
+    bootstrap.require_extension(admin_url, "pg_trgm", "the CRM's search")
+    owner_url = bootstrap.ensure_database(admin_url, bootstrap.CRM_DATABASE)
+    grpc_address = f"127.0.0.1:{settings.crm_grpc_port}"
+    crm_env = {
+        "TRESOR_CRM_ENVIRONMENT": "development",
+        "TRESOR_CRM_DATABASE_URL": owner_url,
+        "TRESOR_CRM_MIGRATION_DATABASE_URL": owner_url,
+        "TRESOR_CRM_IDENTITY_PUBLIC_KEYS": bootstrap.identity_public_key(signing_key_file),
+        "TRESOR_CRM_LISTEN": f"127.0.0.1:{settings.upstream_port}",
+        "TRESOR_CRM_GRPC_ENABLED": "true",
+        "TRESOR_CRM_GRPC_LISTEN": grpc_address,
+        "TRESOR_CRM_GRPC_SERVICE_TOKENS": service_token,
+    }
+    supervisor.run_once("tresor_crm", crm_env, "--migrate-only")
+    bootstrap.ensure_login_role(
+        admin_url, bootstrap.CRM_APP_ROLE, app_password, bootstrap.CRM_RUNTIME_ROLE
+    )
+    crm_env["TRESOR_CRM_DATABASE_URL"] = bootstrap.with_database(
+        admin_url, bootstrap.CRM_DATABASE, user=bootstrap.CRM_APP_ROLE, password=app_password
+    )
+    # The runtime role may not change the schema; the owner did it above.
+    crm_env["TRESOR_CRM_MIGRATE_ON_START"] = "false"
+    supervisor.start("crm", "tresor_crm", crm_env)
+    supervisor.wait_grpc_serving("crm", grpc_address)
+    return grpc_address
+
+
 def main() -> None:
     try:
         settings = load_settings(DevSettings)
@@ -57,6 +94,7 @@ def main() -> None:
     secrets_dir = settings.data_dir / "secrets"
     service_token = bootstrap.stored_secret(secrets_dir / "service-token")
     app_password = bootstrap.stored_secret(secrets_dir / "auth-db-password")
+    crm_password = bootstrap.stored_secret(secrets_dir / "crm-db-password")
     csrf_secret = bootstrap.stored_secret(secrets_dir / "csrf-secret")
     signing_key_file = bootstrap.stored_signing_key(secrets_dir / "identity-signing-key.pem")
     supervisor = Supervisor()
@@ -90,6 +128,10 @@ def main() -> None:
             supervisor.wait_grpc_serving("auth", auth_address)
             created = ensure_demo_login(auth_address, service_token, settings)
             password = created or bootstrap.stored_secret(secrets_dir / "demo-password", 12)
+
+            crm_grpc_address = start_crm(
+                supervisor, settings, admin_url, crm_password, service_token, signing_key_file
+            )
 
             public_url = f"https://localhost:{settings.https_port}"
             edge_dir = (settings.data_dir / "edge").resolve()
@@ -129,6 +171,9 @@ def main() -> None:
                 f"  demo login:   tenant {settings.demo_tenant!r}, user {settings.demo_user!r},"
                 f" password {password!r}\n"
                 f"  auth (gRPC):  {auth_address}\n"
+                f"  crm (gRPC):   {crm_grpc_address}  (service token in"
+                f" {(secrets_dir / 'service-token').resolve()})\n"
+                f"  crm (HTTP):   http://127.0.0.1:{settings.upstream_port}  (behind the edge)\n"
                 f"  data folder:  {settings.data_dir.resolve()}\n"
                 "Press Ctrl-C to stop.\n",
                 flush=True,

@@ -7,11 +7,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from tresor_common.identity import generate_private_key_pem
+from tresor_common.identity import generate_private_key_pem, load_private_key, public_key_pem
 
 AUTH_DATABASE = "auth"
 AUTH_APP_ROLE = "tresor_auth_app"
 AUTH_RUNTIME_ROLE = "tresor_auth_runtime"
+CRM_DATABASE = "crm"
+CRM_APP_ROLE = "tresor_crm_app"
+CRM_RUNTIME_ROLE = "tresor_crm_runtime"
 
 
 def with_database(url: str, dbname: str, *, user: str | None = None, password: str = "") -> str:
@@ -34,6 +37,11 @@ def stored_secret(path: Path, nbytes: int = 32) -> str:
     return value
 
 
+def identity_public_key(signing_key_file: Path) -> str:
+    """The PEM public key of the gate's signing key: what the CRM verifies identities with."""
+    return public_key_pem(load_private_key(signing_key_file.read_text(encoding="utf-8")))
+
+
 def stored_signing_key(path: Path) -> Path:
     """The gate's Ed25519 identity signing key (PEM), made once and kept 0600."""
     if not path.exists():
@@ -51,12 +59,31 @@ def ensure_database(admin_url: str, name: str) -> str:
     return with_database(admin_url, name)
 
 
+def require_extension(admin_url: str, name: str, needed_by: str) -> None:
+    """Stop with a message that says what to do when the server lacks an extension."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = %s", (name,)
+        ).fetchone()
+    if not found:
+        raise RuntimeError(
+            f"this PostgreSQL has no {name} extension, which {needed_by} needs; "
+            "set DATABASE_URL to a PostgreSQL server with the contrib extensions "
+            "(e.g. Debian's postgresql package)"
+        )
+
+
 def ensure_login_role(admin_url: str, role: str, password: str, member_of: str) -> None:
-    """The runtime login role, a member of the group role the migrations grant to."""
+    """The runtime login role, a member of the group role the migrations grant to.
+
+    Never a superuser and never exempt from row-level security, whatever it was before.
+    """
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         statement = (
-            "ALTER ROLE {} LOGIN PASSWORD {}" if exists else "CREATE ROLE {} LOGIN PASSWORD {}"
+            "ALTER ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}"
+            if exists
+            else "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}"
         )
         conn.execute(sql.SQL(statement).format(sql.Identifier(role), sql.Literal(password)))
         conn.execute(

@@ -29,5 +29,7 @@ class DevSettings(TresorSettings):
     http_port: int = Field(default=8080, ge=1, le=65535)
     # Where the CRM will listen; Traefik sends /s/ requests there.
     upstream_port: int = Field(default=8000, ge=1, le=65535)
+    # The CRM's gRPC API for internal services.
+    crm_grpc_port: int = Field(default=50052, ge=1, le=65535)
     demo_tenant: str = "demo"
     demo_user: str = "admin"

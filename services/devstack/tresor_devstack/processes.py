@@ -21,7 +21,11 @@ class Supervisor:
         self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(self, name: str, module: str, env: Mapping[str, str], *args: str) -> None:
-        process = subprocess.Popen([sys.executable, "-m", module, *args], env={**os.environ, **env})
+        # A process group of its own: Ctrl-C reaches only the supervisor, which then stops
+        # the children in reverse order, instead of all of them at once.
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *args], env={**os.environ, **env}, process_group=0
+        )
         self._children.append((name, process))
 
     def run_once(self, module: str, env: Mapping[str, str], *args: str) -> None:
@@ -71,7 +75,10 @@ class Supervisor:
             nonlocal stop
             stop = True
 
+        # SIGINT too: started in the background, a process inherits SIGINT ignored, and
+        # Python then never raises KeyboardInterrupt.
         signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
         try:
             while not stop:
                 self._check_alive()

@@ -95,3 +95,40 @@ def test_the_service_role_cannot_bypass_row_security(crm_database: tuple[str, st
             "SELECT count(*) FROM pg_class WHERE relname = 'contacts' AND relforcerowsecurity"
         ).fetchone()
         assert forced == (1,)
+
+
+async def test_the_search_index_is_read_only_through_the_tenant_bound_function(
+    crm: CrmHarness,
+) -> None:
+    a, b = crm.tenant(), crm.tenant()
+    mine, theirs = await _same_data(a), await _same_data(b)
+    async with crm.database.tenant_transaction(a.tenant_id) as conn:
+        cur = await conn.execute("SELECT search_ids('contact', '%gleich%')")
+        assert [row["search_ids"] for row in await cur.fetchall()] == [
+            uuid.UUID(str(mine["contact"]["id"]))
+        ]
+        cur = await conn.execute("SELECT search_ids('company', '%')")
+        found = [row["search_ids"] for row in await cur.fetchall()]
+        assert uuid.UUID(str(theirs["company"]["id"])) not in found
+    async with await psycopg.AsyncConnection.connect(crm.runtime_url) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await conn.execute("SELECT * FROM search_entries")
+    async with await psycopg.AsyncConnection.connect(crm.runtime_url) as conn:
+        cur = await conn.execute("SELECT count(*) FROM search_ids('contact', '%')")
+        assert await cur.fetchone() == (0,), "no tenant on the connection: nothing found"
+
+
+async def test_the_search_index_follows_edits_and_deletions(crm: CrmHarness) -> None:
+    alice = crm.tenant()
+    contact = await alice.contact("Vorher")
+    await alice.put(
+        f"api/v1/contacts/{contact['id']}",
+        json={"last_name": "Nachher", "version": contact["version"]},
+    )
+    assert (await alice.get("api/v1/contacts?q=vorher")).json()["items"] == []
+    assert len((await alice.get("api/v1/contacts?q=nachher")).json()["items"]) == 1
+    async with crm.database.tenant_transaction(alice.tenant_id) as conn:
+        await conn.execute("DELETE FROM contacts")
+    async with await psycopg.AsyncConnection.connect(crm.owner_url) as conn:
+        cur = await conn.execute("SELECT count(*) FROM search_entries WHERE kind = 'contact'")
+        assert await cur.fetchone() == (0,)

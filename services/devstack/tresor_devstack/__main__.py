@@ -57,7 +57,6 @@ def start_crm(
     signing_key_file: Path,
 ) -> str:
     """Migrate the `crm` database as its owner, then run the CRM as a role bound by RLS."""
-    bootstrap.require_extension(admin_url, "pg_trgm", "the CRM's search")
     owner_url = bootstrap.ensure_database(admin_url, bootstrap.CRM_DATABASE)
     grpc_address = f"127.0.0.1:{settings.crm_grpc_port}"
     crm_env = {
@@ -69,6 +68,9 @@ def start_crm(
         "TRESOR_CRM_GRPC_ENABLED": "true",
         "TRESOR_CRM_GRPC_LISTEN": grpc_address,
         "TRESOR_CRM_GRPC_SERVICE_TOKENS": service_token,
+        # Downloads, exports and erasures are written to auth's audit log first.
+        "TRESOR_CRM_AUTH_ADDRESS": f"127.0.0.1:{settings.auth_port}",
+        "TRESOR_CRM_AUTH_SERVICE_TOKEN": service_token,
     }
     supervisor.run_once("tresor_crm", crm_env, "--migrate-only")
     bootstrap.ensure_login_role(
@@ -93,6 +95,8 @@ def main() -> None:
     configure_logging("devstack")
     secrets_dir = settings.data_dir / "secrets"
     service_token = bootstrap.stored_secret(secrets_dir / "service-token")
+    # The internet-facing gate gets a token of its own that opens only the session calls.
+    gate_token = bootstrap.stored_secret(secrets_dir / "gate-token")
     app_password = bootstrap.stored_secret(secrets_dir / "auth-db-password")
     crm_password = bootstrap.stored_secret(secrets_dir / "crm-db-password")
     csrf_secret = bootstrap.stored_secret(secrets_dir / "csrf-secret")
@@ -111,6 +115,7 @@ def main() -> None:
                 "TRESOR_AUTH_MIGRATION_DATABASE_URL": owner_url,
                 "TRESOR_AUTH_REDIS_URL": redis_url,
                 "TRESOR_AUTH_SERVICE_TOKENS": service_token,
+                "TRESOR_AUTH_GATE_TOKENS": gate_token,
                 "TRESOR_AUTH_LISTEN": f"127.0.0.1:{settings.auth_port}",
             }
             supervisor.run_once("tresor_auth", auth_env, "--migrate-only")
@@ -142,7 +147,7 @@ def main() -> None:
                     "TRESOR_EDGE_ENVIRONMENT": "development",
                     "TRESOR_EDGE_GATE_LISTEN": f"127.0.0.1:{settings.gate_port}",
                     "TRESOR_EDGE_AUTH_ADDRESS": auth_address,
-                    "TRESOR_EDGE_AUTH_SERVICE_TOKEN": service_token,
+                    "TRESOR_EDGE_AUTH_SERVICE_TOKEN": gate_token,
                     "TRESOR_EDGE_IDENTITY_SIGNING_KEY_FILE": str(signing_key_file.resolve()),
                     "TRESOR_EDGE_CSRF_SECRET": csrf_secret,
                     "TRESOR_EDGE_PUBLIC_URL": public_url,

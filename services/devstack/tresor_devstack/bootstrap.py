@@ -59,20 +59,6 @@ def ensure_database(admin_url: str, name: str) -> str:
     return with_database(admin_url, name)
 
 
-def require_extension(admin_url: str, name: str, needed_by: str) -> None:
-    """Stop with a message that says what to do when the server lacks an extension."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        found = conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = %s", (name,)
-        ).fetchone()
-    if not found:
-        raise RuntimeError(
-            f"this PostgreSQL has no {name} extension, which {needed_by} needs; "
-            "set DATABASE_URL to a PostgreSQL server with the contrib extensions "
-            "(e.g. Debian's postgresql package)"
-        )
-
-
 def ensure_login_role(admin_url: str, role: str, password: str, member_of: str) -> None:
     """The runtime login role, a member of the group role the migrations grant to.
 

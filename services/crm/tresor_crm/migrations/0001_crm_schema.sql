@@ -13,8 +13,15 @@ BEGIN
 END
 $$;
 
--- Trigram indexes make the search box fast on millions of contacts.
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+-- Trigram indexes make the search box fast on millions of contacts. A server without the
+-- contrib extensions (the embedded one of local runs) still works, scanning instead.
+DO $$
+BEGIN
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+EXCEPTION WHEN undefined_file OR feature_not_supported OR insufficient_privilege THEN
+    RAISE NOTICE 'pg_trgm is not available: search works without its index';
+END
+$$;
 
 CREATE FUNCTION current_tenant() RETURNS uuid
 LANGUAGE sql STABLE AS $$
@@ -54,7 +61,6 @@ CREATE TABLE companies (
     UNIQUE (tenant_id, id)
 );
 CREATE INDEX companies_tenant_name ON companies (tenant_id, lower(name));
-CREATE INDEX companies_search ON companies USING gin (search_text gin_trgm_ops);
 CREATE INDEX companies_custom ON companies USING gin (custom jsonb_path_ops);
 
 CREATE TABLE contacts (
@@ -92,7 +98,6 @@ CREATE TABLE contacts (
 );
 CREATE INDEX contacts_tenant_name ON contacts (tenant_id, lower(last_name), lower(first_name));
 CREATE INDEX contacts_company ON contacts (tenant_id, company_id);
-CREATE INDEX contacts_search ON contacts USING gin (search_text gin_trgm_ops);
 CREATE INDEX contacts_custom ON contacts USING gin (custom jsonb_path_ops);
 
 -- A tenant's deal pipeline: its own stage names, in its own order.
@@ -243,6 +248,69 @@ CREATE TABLE custom_fields (
     UNIQUE (tenant_id, entity, key)
 );
 
+-- The search index. Row-level security lets PostgreSQL use an index only for leakproof
+-- conditions, and LIKE is not one: a search on a table under RLS reads every row of the
+-- tenant. So the searchable text of contacts and companies is kept here, in a table
+-- without RLS that the service's role cannot read; only search_ids() reads it, and only
+-- the rows of the tenant set on the connection.
+CREATE TABLE search_entries (
+    kind text NOT NULL CHECK (kind IN ('contact', 'company')),
+    record_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    company_id uuid,
+    text text NOT NULL,
+    PRIMARY KEY (kind, record_id)
+);
+CREATE INDEX search_entries_company ON search_entries (tenant_id, company_id);
+REVOKE ALL ON search_entries FROM PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        CREATE INDEX search_entries_text ON search_entries USING gin (text gin_trgm_ops);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION search_entries_follow() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM search_entries WHERE kind = TG_ARGV[0] AND record_id = OLD.id;
+        RETURN OLD;
+    END IF;
+    INSERT INTO search_entries (kind, record_id, tenant_id, company_id, text)
+    VALUES (
+        TG_ARGV[0],
+        NEW.id,
+        NEW.tenant_id,
+        (to_jsonb(NEW) ->> 'company_id')::uuid,
+        NEW.search_text || ' ' || lower(NEW.custom::text)
+    )
+    ON CONFLICT (kind, record_id) DO UPDATE
+        SET company_id = EXCLUDED.company_id, text = EXCLUDED.text;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER companies_search AFTER INSERT OR UPDATE OR DELETE ON companies
+    FOR EACH ROW EXECUTE FUNCTION search_entries_follow('company');
+CREATE TRIGGER contacts_search AFTER INSERT OR UPDATE OR DELETE ON contacts
+    FOR EACH ROW EXECUTE FUNCTION search_entries_follow('contact');
+
+-- Ids of the current tenant's records whose text contains `pattern` (a LIKE pattern);
+-- contacts also match through their company. Nothing without a tenant on the connection.
+CREATE FUNCTION search_ids(kind text, pattern text) RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT e.record_id FROM search_entries e
+    WHERE e.tenant_id = current_tenant() AND e.kind = search_ids.kind AND e.text LIKE pattern
+    UNION
+    SELECT e.record_id FROM search_entries e
+    WHERE search_ids.kind = 'contact' AND e.tenant_id = current_tenant() AND e.kind = 'contact'
+      AND e.company_id IN (
+          SELECT c.record_id FROM search_entries c
+          WHERE c.tenant_id = current_tenant() AND c.kind = 'company' AND c.text LIKE pattern)
+$$;
+REVOKE ALL ON FUNCTION search_ids(text, text) FROM PUBLIC;
+
 -- GDPR Art. 17: what was erased, when and by whom, never who it was. Kept so that
 -- an erasure is applied again after a backup is restored.
 CREATE TABLE erasures (
@@ -279,4 +347,5 @@ $$;
 REVOKE UPDATE ON record_history, erasures FROM tresor_crm_runtime;
 REVOKE DELETE ON erasures FROM tresor_crm_runtime;
 GRANT SELECT ON schema_migrations TO tresor_crm_runtime;
-GRANT EXECUTE ON FUNCTION current_tenant(), words(text[]) TO tresor_crm_runtime;
+GRANT EXECUTE ON FUNCTION current_tenant(), words(text[]), search_ids(text, text)
+    TO tresor_crm_runtime;

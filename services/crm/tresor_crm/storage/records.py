@@ -115,7 +115,7 @@ async def list_companies(conn: Conn, query: ListQuery) -> list[Row]:
     ]
     params: dict[str, Any] = {"limit": query.limit}
     if query.search:
-        conditions.append(sql.SQL("search_text LIKE %(pattern)s"))
+        conditions.append(sql.SQL("id IN (SELECT search_ids('company', %(pattern)s))"))
         params["pattern"] = "%" + _like_escape(query.search.lower()) + "%"
     if query.tag:
         conditions.append(sql.SQL("%(tag)s = ANY(tags)"))
@@ -200,12 +200,7 @@ async def list_contacts(conn: Conn, query: ListQuery) -> list[Row]:
     params: dict[str, Any] = {"limit": query.limit}
     if query.search:
         # Name, e-mail, phone, tag, position, city, custom fields, or the company's name.
-        conditions.append(
-            sql.SQL(
-                "(c.search_text LIKE %(pattern)s OR lower(c.custom::text) LIKE %(pattern)s "
-                "OR c.company_id IN (SELECT id FROM companies WHERE search_text LIKE %(pattern)s))"
-            )
-        )
+        conditions.append(sql.SQL("c.id IN (SELECT search_ids('contact', %(pattern)s))"))
         params["pattern"] = "%" + _like_escape(query.search.lower()) + "%"
     if query.tag:
         conditions.append(sql.SQL("%(tag)s = ANY(c.tags)"))

@@ -110,12 +110,12 @@ async def test_the_search_index_is_read_only_through_the_tenant_bound_function(
         cur = await conn.execute("SELECT search_ids('company', '%')")
         found = [row["search_ids"] for row in await cur.fetchall()]
         assert uuid.UUID(str(theirs["company"]["id"])) not in found
-    async with await psycopg.AsyncConnection.connect(crm.runtime_url) as conn:
+    async with await psycopg.AsyncConnection.connect(crm.runtime_url) as plain:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            await conn.execute("SELECT * FROM search_entries")
-    async with await psycopg.AsyncConnection.connect(crm.runtime_url) as conn:
-        cur = await conn.execute("SELECT count(*) FROM search_ids('contact', '%')")
-        assert await cur.fetchone() == (0,), "no tenant on the connection: nothing found"
+            await plain.execute("SELECT * FROM search_entries")
+    async with await psycopg.AsyncConnection.connect(crm.runtime_url) as plain:
+        counted = await plain.execute("SELECT count(*) FROM search_ids('contact', '%')")
+        assert await counted.fetchone() == (0,), "no tenant on the connection: nothing found"
 
 
 async def test_the_search_index_follows_edits_and_deletions(crm: CrmHarness) -> None:

@@ -173,3 +173,38 @@ async def test_filter_by_tag_and_company(crm: CrmHarness) -> None:
     assert [c["id"] for c in by_company] == [one["id"]]
     by_tag = (await alice.get("api/v1/contacts?tag=vip")).json()["items"]
     assert [c["last_name"] for c in by_tag] == ["Zwei"]
+
+
+async def test_search_results_page_in_name_order(crm: CrmHarness) -> None:
+    alice = crm.tenant()
+    company = await alice.company("Suchfirma")
+    names = [f"Treffer {i:02d}" for i in range(17)]
+    for i, name in enumerate(reversed(names)):
+        # Some match by their own text, some only through their company's name.
+        if i % 3:
+            await alice.contact(name, tags=["suchfirma"])
+        else:
+            await alice.contact(name, company_id=company["id"])
+    await alice.contact("Andere Person")
+    for order, expected in (("asc", names), ("desc", names[::-1])):
+        seen: list[str] = []
+        cursor = ""
+        while True:
+            page = (
+                await alice.get(
+                    f"api/v1/contacts?q=suchfirma&limit=5&order={order}&cursor={cursor}"
+                )
+            ).json()
+            seen += [item["last_name"] for item in page["items"]]
+            if not page["next_cursor"]:
+                break
+            cursor = page["next_cursor"]
+        assert seen == expected, order
+    first = (await alice.get("api/v1/contacts?q=treffer&limit=50")).json()["items"][0]
+    await alice.delete(f"api/v1/contacts/{first['id']}")
+    live = (await alice.get("api/v1/contacts?q=treffer&limit=50")).json()["items"]
+    assert first["id"] not in [c["id"] for c in live]
+    trash = (await alice.get("api/v1/contacts?q=treffer&deleted=true")).json()["items"]
+    assert [c["id"] for c in trash] == [first["id"]]
+    companies = (await alice.get("api/v1/companies?q=suchf")).json()["items"]
+    assert [c["name"] for c in companies] == ["Suchfirma"]

@@ -258,10 +258,14 @@ CREATE TABLE search_entries (
     record_id uuid NOT NULL,
     tenant_id uuid NOT NULL,
     company_id uuid,
+    deleted boolean NOT NULL DEFAULT false,
+    -- The lists' name order: lower(last_name || ' ' || first_name), or lower(name).
+    sort_key text NOT NULL,
     text text NOT NULL,
     PRIMARY KEY (kind, record_id)
 );
 CREATE INDEX search_entries_company ON search_entries (tenant_id, company_id);
+CREATE INDEX search_entries_order ON search_entries (tenant_id, kind, deleted, sort_key, record_id);
 REVOKE ALL ON search_entries FROM PUBLIC;
 DO $$
 BEGIN
@@ -273,21 +277,30 @@ $$;
 
 CREATE FUNCTION search_entries_follow() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    fields jsonb;
 BEGIN
     IF TG_OP = 'DELETE' THEN
         DELETE FROM search_entries WHERE kind = TG_ARGV[0] AND record_id = OLD.id;
         RETURN OLD;
     END IF;
-    INSERT INTO search_entries (kind, record_id, tenant_id, company_id, text)
+    fields := to_jsonb(NEW);
+    INSERT INTO search_entries (kind, record_id, tenant_id, company_id, deleted, sort_key, text)
     VALUES (
         TG_ARGV[0],
         NEW.id,
         NEW.tenant_id,
-        (to_jsonb(NEW) ->> 'company_id')::uuid,
+        (fields ->> 'company_id')::uuid,
+        NEW.deleted_at IS NOT NULL,
+        CASE TG_ARGV[0]
+            WHEN 'contact' THEN lower((fields ->> 'last_name') || ' ' || (fields ->> 'first_name'))
+            ELSE lower(fields ->> 'name')
+        END,
         NEW.search_text || ' ' || lower(NEW.custom::text)
     )
     ON CONFLICT (kind, record_id) DO UPDATE
-        SET company_id = EXCLUDED.company_id, text = EXCLUDED.text;
+        SET company_id = EXCLUDED.company_id, deleted = EXCLUDED.deleted,
+            sort_key = EXCLUDED.sort_key, text = EXCLUDED.text;
     RETURN NEW;
 END
 $$;
@@ -310,6 +323,44 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
           WHERE c.tenant_id = current_tenant() AND c.kind = 'company' AND c.text LIKE pattern)
 $$;
 REVOKE ALL ON FUNCTION search_ids(text, text) FROM PUBLIC;
+
+-- One page of search results in name order, after the keyset (after_key, after_id).
+-- Planned for each call with the actual pattern (EXECUTE), so PostgreSQL can choose
+-- between the trigram index (rare words) and walking the name order (common words).
+CREATE FUNCTION search_page(
+    kind text, pattern text, deleted boolean, descending boolean,
+    after_key text, after_id uuid, page_size integer
+) RETURNS TABLE (record_id uuid, sort_key text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    direction text := CASE WHEN descending THEN 'DESC' ELSE 'ASC' END;
+    after text := CASE
+        WHEN after_key IS NULL THEN ''
+        WHEN descending THEN ' AND (e.sort_key, e.record_id) < ($5, $6)'
+        ELSE ' AND (e.sort_key, e.record_id) > ($5, $6)'
+    END;
+    tenant uuid := current_tenant();
+BEGIN
+    IF tenant IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT r.record_id, r.sort_key FROM ('
+        '  (SELECT e.record_id, e.sort_key FROM search_entries e'
+        '   WHERE e.tenant_id = $1 AND e.kind = $2 AND e.deleted = $4 AND e.text LIKE $3 %1$s'
+        '   ORDER BY e.sort_key %2$s, e.record_id %2$s LIMIT $7)'
+        '  UNION'
+        '  (SELECT e.record_id, e.sort_key FROM search_entries e'
+        '   JOIN search_entries c ON c.kind = ''company'' AND c.record_id = e.company_id'
+        '   WHERE $2 = ''contact'' AND e.tenant_id = $1 AND e.kind = ''contact'''
+        '     AND e.deleted = $4 AND c.tenant_id = $1 AND c.text LIKE $3 %1$s'
+        '   ORDER BY e.sort_key %2$s, e.record_id %2$s LIMIT $7)'
+        ') r ORDER BY r.sort_key %2$s, r.record_id %2$s LIMIT $7',
+        after, direction)
+    USING tenant, kind, pattern, deleted, after_key, after_id, page_size;
+END
+$$;
+REVOKE ALL ON FUNCTION search_page(text, text, boolean, boolean, text, uuid, integer) FROM PUBLIC;
 
 -- GDPR Art. 17: what was erased, when and by whom, never who it was. Kept so that
 -- an erasure is applied again after a backup is restored.
@@ -347,5 +398,5 @@ $$;
 REVOKE UPDATE ON record_history, erasures FROM tresor_crm_runtime;
 REVOKE DELETE ON erasures FROM tresor_crm_runtime;
 GRANT SELECT ON schema_migrations TO tresor_crm_runtime;
-GRANT EXECUTE ON FUNCTION current_tenant(), words(text[]), search_ids(text, text)
-    TO tresor_crm_runtime;
+GRANT EXECUTE ON FUNCTION current_tenant(), words(text[]), search_ids(text, text),
+    search_page(text, text, boolean, boolean, text, uuid, integer) TO tresor_crm_runtime;

@@ -114,6 +114,8 @@ async def list_companies(conn: Conn, query: ListQuery) -> list[Row]:
         sql.SQL("deleted_at IS NOT NULL" if query.deleted else "deleted_at IS NULL")
     ]
     params: dict[str, Any] = {"limit": query.limit}
+    if _paged_search(query):
+        return await _search_page(conn, "company", "companies", COMPANY_COLUMNS, "id", query)
     if query.search:
         conditions.append(sql.SQL("id IN (SELECT search_ids('company', %(pattern)s))"))
         params["pattern"] = "%" + _like_escape(query.search.lower()) + "%"
@@ -198,6 +200,15 @@ async def list_contacts(conn: Conn, query: ListQuery) -> list[Row]:
         sql.SQL("c.deleted_at IS NOT NULL" if query.deleted else "c.deleted_at IS NULL")
     ]
     params: dict[str, Any] = {"limit": query.limit}
+    if _paged_search(query):
+        return await _search_page(
+            conn,
+            "contact",
+            "contacts c LEFT JOIN companies co ON co.id = c.company_id",
+            CONTACT_COLUMNS,
+            "c.id",
+            query,
+        )
     if query.search:
         # Name, e-mail, phone, tag, position, city, custom fields, or the company's name.
         conditions.append(sql.SQL("c.id IN (SELECT search_ids('contact', %(pattern)s))"))
@@ -220,6 +231,40 @@ async def list_contacts(conn: Conn, query: ListQuery) -> list[Row]:
 
 
 # -- shared ---------------------------------------------------------------------------------
+
+
+def _paged_search(query: ListQuery) -> bool:
+    """A plain search in name order: the search index hands out the page itself."""
+    return bool(query.search) and query.sort == "name" and not query.tag and not query.company_id
+
+
+async def _search_page(
+    conn: Conn, kind: str, source: str, columns: str, id_column: str, query: ListQuery
+) -> list[Row]:
+    after_key, after_id = query.after if query.after else (None, None)
+    direction = "DESC" if query.descending else "ASC"
+    deleted = "IS NOT NULL" if query.deleted else "IS NULL"
+    alias = "c." if kind == "contact" else ""
+    statement = sql.SQL(
+        f"SELECT {columns}, p.sort_key AS sort_value FROM search_page("
+        "%(kind)s, %(pattern)s, %(deleted)s, %(descending)s, %(after_key)s, "
+        "%(after_id)s::uuid, %(limit)s) p "
+        f"JOIN {source} ON {id_column} = p.record_id WHERE {alias}deleted_at {deleted} "
+        f"ORDER BY p.sort_key {direction}, p.record_id {direction}"
+    )
+    cur = await conn.execute(
+        statement,
+        {
+            "kind": kind,
+            "pattern": "%" + _like_escape(query.search.lower()) + "%",
+            "deleted": query.deleted,
+            "descending": query.descending,
+            "after_key": after_key,
+            "after_id": after_id,
+            "limit": query.limit,
+        },
+    )
+    return await cur.fetchall()
 
 
 async def _keyset(

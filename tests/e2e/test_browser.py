@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from playwright.async_api import async_playwright, expect
 
 from tests.e2e.harness import CHROMIUM, CrmEdgeStack
@@ -26,6 +27,8 @@ def _screenshot_folder(tmp_path: Path) -> Path:
 async def test_login_create_search_edit_history_logout(
     crm_edge: CrmEdgeStack, tmp_path: Path
 ) -> None:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium package")
     who = await crm_edge.auth.tenant_user()
     origin = crm_edge.https_url
     requested: list[str] = []

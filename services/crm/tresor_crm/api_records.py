@@ -27,7 +27,8 @@ from tresor_crm.records import (
 router = APIRouter(prefix="/s/{link}/api/v1", tags=["records"])
 
 Limit = Annotated[int, Query(ge=1, le=200)]
-Search = Annotated[str, Query(max_length=200)]
+# Control characters cannot be stored or searched for: refused with 422.
+Search = Annotated[str, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class CompanyOut(CompanyFields):
@@ -273,7 +274,8 @@ async def contact_history(conn: ConnDep, contact_id: uuid.UUID) -> list[Change]:
 
 @router.get("/search", response_model=SearchResult)
 async def search(
-    conn: ConnDep, q: Annotated[str, Query(min_length=1, max_length=200)]
+    conn: ConnDep,
+    q: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")],
 ) -> SearchResult:
     contacts = await record_service.list_contacts(conn, ListQuery(search=q.strip(), limit=20))
     companies = await record_service.list_companies(conn, ListQuery(search=q.strip(), limit=20))

@@ -30,6 +30,22 @@ from tresor_crm.identity import IdentityVerifier
 
 log = logging.getLogger("tresor_crm")
 
+# Every module whose `router` serves under /s/<link>/: the JSON API, then the pages.
+ROUTED_MODULES = (
+    api_records,
+    api_pipeline,
+    api_activities,
+    api_documents,
+    api_transfer,
+    api_admin,
+    views_records,
+    views_pipeline,
+    views_activities,
+    views_documents,
+    views_transfer,
+    views_admin,
+)
+
 API_TITLE = "Tresor CRM API"
 API_VERSION = "1.0.0"
 
@@ -105,20 +121,7 @@ def create_app(settings: CrmSettings, database: Database | None = None) -> FastA
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (
-        api_records,
-        api_pipeline,
-        api_activities,
-        api_documents,
-        api_transfer,
-        api_admin,
-        views_records,
-        views_pipeline,
-        views_activities,
-        views_documents,
-        views_transfer,
-        views_admin,
-    ):
+    for module in ROUTED_MODULES:
         app.include_router(module.router)
     # Pages for people get HTML error pages; /api/ keeps problem+json.
     web.install_error_pages(app)

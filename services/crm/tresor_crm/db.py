@@ -14,7 +14,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-from tresor_crm.errors import Unavailable
+from tresor_crm.errors import InvalidInput, Unavailable
 
 Row = dict[str, Any]
 Conn = psycopg.AsyncConnection[Row]
@@ -52,3 +52,8 @@ class Database:
                 yield conn
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
             raise Unavailable("the CRM database is unavailable") from exc
+        except (psycopg.DataError, UnicodeEncodeError) as exc:
+            # A value the database cannot hold (a NUL byte, a date out of range, a lone
+            # surrogate) that no earlier check caught: the request's fault, not ours, and
+            # the transaction is rolled back whole.
+            raise InvalidInput("a value in the request cannot be stored or searched") from exc

@@ -44,11 +44,18 @@ async def admin_actor(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
 
 
 async def tenant_connection(
+    request: Request,
     actor: Annotated[Actor, Depends(current_actor)],
     database: Annotated[Database, Depends(_database)],
 ) -> AsyncIterator[Conn]:
     async with database.tenant_transaction(actor.tenant_id) as conn:
-        yield conn
+        # Rendering uses the same connection: a second one per page would let a burst of
+        # page views hold the whole pool while each waits for another connection.
+        request.state.conn = conn
+        try:
+            yield conn
+        finally:
+            request.state.conn = None
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

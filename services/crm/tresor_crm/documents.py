@@ -145,9 +145,9 @@ async def stream(
 
 
 def audit_details(row: Row) -> dict[str, object]:
+    """No file name: names often name people, and the audit log can never be erased."""
     return {
         "document_id": str(row["id"]),
-        "filename": row["filename"],
         "size_bytes": row["size_bytes"],
         "sha256": row["sha256"],
     }

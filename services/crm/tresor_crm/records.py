@@ -21,7 +21,7 @@ from tresor_crm.errors import InvalidInput
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 _PHONE = re.compile(r"^\+?[0-9 ()/.\-]{3,40}$")
 _TAG = re.compile(r"^[^\x00-\x1f,]{1,50}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
@@ -31,6 +31,11 @@ def _clean(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("control characters are not allowed")
     return value
+
+
+def plain_text(value: str) -> bool:
+    """No control characters and no lone surrogates: safe for text columns and LIKE."""
+    return not _CONTROL.search(value)
 
 
 class _Fields(BaseModel):
@@ -156,7 +161,9 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         value, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         uuid.UUID(row_id)
-        return str(value), str(row_id)
+        if not isinstance(value, str) or not plain_text(value):
+            raise ValueError("bad sort value")
+        return value, str(row_id)
     except (ValueError, TypeError, binascii.Error):
         raise InvalidInput("cursor: not a cursor from a previous page") from None
 

@@ -29,6 +29,7 @@ router = APIRouter(prefix="/s/{link}", include_in_schema=False)
 
 RecordType = Literal["contact", "company", "deal"]
 MAX_FIELD_BYTES = 4096
+MAX_HELD_BYTES = 64 * 1024
 
 i18n.add_texts(
     "de",
@@ -126,6 +127,8 @@ class StreamedForm:
         self._header_name = b""
         self._header_value = b""
         self._fields: dict[str, str] = {}
+        # Everything but the file (field values and part headers) is held in memory: capped.
+        self._held = 0
         self._file: _Part | None = None
         self._file_done = False
         self._pending: list[bytes] = []
@@ -149,10 +152,17 @@ class StreamedForm:
         self._current = _Part()
         self._header_name = self._header_value = b""
 
+    def _hold(self, size: int) -> None:
+        self._held += size
+        if self._held > MAX_HELD_BYTES:
+            raise InvalidInput("the form is too large")
+
     def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._hold(end - start)
         self._header_name += data[start:end]
 
     def _header_value_cb(self, data: bytes, start: int, end: int) -> None:
+        self._hold(end - start)
         self._header_value += data[start:end]
 
     def _header_end(self) -> None:
@@ -180,6 +190,7 @@ class StreamedForm:
         if part.filename is not None:
             self._pending.append(bytes(data[start:end]))
         else:
+            self._hold(end - start)
             part.value += data[start:end]
             if len(part.value) > MAX_FIELD_BYTES:
                 raise InvalidInput("a form field is too long")

@@ -5,6 +5,7 @@ Moving a deal works without JavaScript (each card has a stage menu); the board's
 small script only adds drag and drop, posting the same form.
 """
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,11 +18,12 @@ from starlette.datastructures import FormData
 from tresor_crm import history, i18n, pipeline, record_service, views_activities, web
 from tresor_crm.db import Conn, Row
 from tresor_crm.deps import ActorDep, AdminDep, ConnDep
-from tresor_crm.errors import Conflict, InvalidInput
+from tresor_crm.errors import Conflict, InvalidInput, NotFound
 from tresor_crm.identity import Actor
 from tresor_crm.pipeline import DealQuery, Outcome, StageFields
 from tresor_crm.records import ListQuery, decode_cursor, encode_cursor
 from tresor_crm.storage import pipeline as store
+from tresor_crm.storage import records as record_store
 
 router = APIRouter(prefix="/s/{link}", include_in_schema=False)
 
@@ -191,9 +193,21 @@ def _uuid(value: str, field: str) -> uuid.UUID:
         raise InvalidInput(f"{field}: not an id", {field: "not an id"}) from None
 
 
-async def _choices(conn: Conn) -> dict[str, Any]:
+async def _choices(conn: Conn, values: dict[str, Any]) -> dict[str, Any]:
+    """The first companies and contacts by name, and always those chosen now, so that
+    saving the form never drops a link that was not among the first."""
     companies = await record_service.list_companies(conn, ListQuery(limit=500))
     contacts = await record_service.list_contacts(conn, ListQuery(limit=500))
+    known_companies = {str(row["id"]) for row in companies}
+    known_contacts = {str(row["id"]) for row in contacts}
+    company_id = str(values.get("company_id") or "")
+    if company_id and company_id not in known_companies:
+        with contextlib.suppress(ValueError, NotFound):
+            companies.append(await record_store.company(conn, uuid.UUID(company_id)))
+    for contact_id in values.get("contact_ids") or []:
+        if str(contact_id) not in known_contacts:
+            with contextlib.suppress(ValueError, NotFound):
+                contacts.append(await record_store.contact(conn, uuid.UUID(str(contact_id))))
     return {"companies": companies, "contacts": contacts, "stages": await pipeline.stages(conn)}
 
 
@@ -219,7 +233,7 @@ async def _form_page(
         errors=errors or {},
         conflict=conflict,
         outcomes=pipeline.OUTCOMES,
-        **await _choices(conn),
+        **await _choices(conn, values),
     )
 
 

@@ -5,6 +5,7 @@ Every write is a POST with the session's CSRF token; a stale edit shows the
 current values with a message instead of overwriting them.
 """
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
@@ -18,7 +19,7 @@ from starlette.datastructures import FormData
 from tresor_crm import history, i18n, record_service, views_activities, views_documents, web
 from tresor_crm.db import Conn, Row
 from tresor_crm.deps import ActorDep, ConnDep, SettingsDep
-from tresor_crm.errors import Conflict, InvalidInput
+from tresor_crm.errors import Conflict, InvalidInput, NotFound
 from tresor_crm.identity import Actor
 from tresor_crm.records import (
     CompanyFields,
@@ -35,7 +36,8 @@ from tresor_crm.storage import records as store
 router = APIRouter(prefix="/s/{link}", include_in_schema=False)
 
 RecordType = Literal["contact", "company"]
-Search = Annotated[str, Query(max_length=200)]
+# Control characters cannot be stored or searched for: refused with 422.
+Search = Annotated[str, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 _NOTICES = {"saved", "restored"}
 CONTACT_FORM_FIELDS = (
     "first_name",
@@ -251,8 +253,21 @@ def _contact_fields(values: Mapping[str, str], existing: Row | None, actor: Acto
     )
 
 
-async def _company_choices(conn: Conn) -> list[Row]:
-    return await record_service.list_companies(conn, ListQuery(limit=500))
+async def _company_choices(conn: Conn, current: str | None) -> list[Row]:
+    """The first companies by name, and always the one chosen now, so saving keeps it."""
+    choices = await record_service.list_companies(conn, ListQuery(limit=500))
+    return choices + await _missing_companies(conn, choices, [current] if current else [])
+
+
+async def _missing_companies(conn: Conn, shown: list[Row], wanted: list[str]) -> list[Row]:
+    known = {str(row["id"]) for row in shown}
+    extra = []
+    for company_id in wanted:
+        if company_id in known:
+            continue
+        with contextlib.suppress(ValueError, NotFound):
+            extra.append(await store.company(conn, uuid.UUID(company_id)))
+    return extra
 
 
 async def _contact_form(
@@ -276,7 +291,7 @@ async def _contact_form(
         values=values,
         errors=errors or {},
         conflict=conflict,
-        companies=await _company_choices(conn),
+        companies=await _company_choices(conn, values.get("company_id")),
     )
 
 

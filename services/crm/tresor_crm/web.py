@@ -119,10 +119,15 @@ async def page_language(request: Request, actor: Actor | None) -> i18n.Language:
         return i18n.language(cached)
     lang = i18n.DEFAULT_LANGUAGE
     if actor is not None:
-        database: Database = request.app.state.database
+        request_conn = getattr(request.state, "conn", None)
         with contextlib.suppress(CrmError, psycopg.Error):
-            async with database.tenant_transaction(actor.tenant_id) as conn:
-                lang = i18n.language(await preferences.language(conn, actor.user_id))
+            if request_conn is not None:
+                lang = i18n.language(await preferences.language(request_conn, actor.user_id))
+            else:
+                # Error pages have no request transaction of their own.
+                database: Database = request.app.state.database
+                async with database.tenant_transaction(actor.tenant_id) as conn:
+                    lang = i18n.language(await preferences.language(conn, actor.user_id))
     request.state.lang = lang
     return lang
 

@@ -18,7 +18,6 @@ also when something fails.
 import argparse
 import asyncio
 import contextlib
-import math
 import multiprocessing
 import os
 import platform
@@ -34,7 +33,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import grpc
@@ -45,6 +43,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 from pydantic import SecretStr
 
+from benchmarks.report import cpu_model, percentile_ms, record, stop_on_sigterm
 from tests import backing
 from tresor.auth.v1 import auth_pb2 as pb
 from tresor.auth.v1 import auth_pb2_grpc
@@ -515,14 +514,6 @@ class Figures:
         )
 
 
-def percentile_ms(sorted_ns: Sequence[int], percent: float) -> float:
-    """Nearest rank: the smallest value with at least `percent` of the values at or below it."""
-    if not sorted_ns:
-        return float("nan")
-    rank = max(1, math.ceil(len(sorted_ns) * percent / 100))
-    return sorted_ns[rank - 1] / 1e6
-
-
 def figures_of(results: list[ClientResult], server_cores: float) -> Figures:
     latencies = sorted(ns for result in results for ns in result.latencies_ns)
     # The clients ran side by side over the same window: their rates add up.
@@ -540,15 +531,6 @@ def figures_of(results: list[ClientResult], server_cores: float) -> Figures:
         server_cores=server_cores,
         client_cores=sum(r.cpu_seconds / r.wall_seconds for r in results if r.wall_seconds),
     )
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    return platform.processor() or "unknown"
 
 
 def cores() -> int:
@@ -633,32 +615,6 @@ def render_section(
     )
 
 
-def replace_section(document: str, section: str) -> str:
-    """The document with our section replaced, or appended; other sections untouched."""
-    lines = document.splitlines()
-    if SECTION not in lines:
-        head = document.rstrip("\n") or "# Benchmarks"
-        return f"{head}\n\n{section}"
-    start = lines.index(SECTION)
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i].startswith(("# ", "## "))),
-        len(lines),
-    )
-    after = "\n".join(lines[end:])
-    return (
-        "\n".join(lines[:start])
-        + ("\n" if start else "")
-        + section
-        + (f"\n{after}\n" if after else "")
-    )
-
-
-def record(path: Path, section: str) -> None:
-    document = path.read_text(encoding="utf-8") if path.exists() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(replace_section(document, section), encoding="utf-8")
-
-
 # -- the run --------------------------------------------------------------------------------
 
 
@@ -739,15 +695,6 @@ def free_ports(count: int) -> list[int]:
     return sorted(ports)
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so that the server and the database are cleaned up."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     stop_on_sigterm()
@@ -776,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("The run had denials or errors: nothing recorded.", file=sys.stderr)
         return 1
     if args.record:
-        record(args.record, section)
+        record(args.record, SECTION, section)
         print(f"recorded in {args.record}")
     return 0
 

@@ -21,7 +21,6 @@ The server is stopped and the database dropped at the end, also when something f
 import argparse
 import asyncio
 import contextlib
-import math
 import os
 import platform
 import random
@@ -35,13 +34,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
 import psycopg
 from psycopg import sql
 
+from benchmarks.report import cpu_model, percentile_ms, record, stop_on_sigterm
 from tests import backing
 from tresor_common.identity import (
     IDENTITY_HEADER,
@@ -596,14 +595,6 @@ class Timing:
     max_ms: float
 
 
-def percentile_ms(sorted_ns: Sequence[int], percent: float) -> float:
-    """Nearest rank: the smallest value with at least `percent` of the values at or below it."""
-    if not sorted_ns:
-        return float("nan")
-    rank = max(1, math.ceil(len(sorted_ns) * percent / 100))
-    return sorted_ns[rank - 1] / 1e6
-
-
 async def time_term(
     client: httpx.AsyncClient,
     signer: Signer,
@@ -712,15 +703,6 @@ async def explain(runtime_url: str, tenant_id: uuid.UUID) -> None:
 # -- report ---------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    return platform.processor() or "unknown"
-
-
 def postgres_version(url: str) -> str:
     with psycopg.connect(url) as conn:
         row = conn.execute("SHOW server_version").fetchone()
@@ -771,32 +753,6 @@ def render_section(
     )
 
 
-def replace_section(document: str, section: str) -> str:
-    """The document with our section replaced, or appended; other sections untouched."""
-    lines = document.splitlines()
-    if SECTION not in lines:
-        head = document.rstrip("\n") or "# Benchmarks"
-        return f"{head}\n\n{section}"
-    start = lines.index(SECTION)
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i].startswith(("# ", "## "))),
-        len(lines),
-    )
-    after = "\n".join(lines[end:])
-    return (
-        "\n".join(lines[:start])
-        + ("\n" if start else "")
-        + section
-        + (f"\n{after}\n" if after else "")
-    )
-
-
-def record(path: Path, section: str) -> None:
-    document = path.read_text(encoding="utf-8") if path.exists() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(replace_section(document, section), encoding="utf-8")
-
-
 # -- the run --------------------------------------------------------------------------------
 
 
@@ -816,13 +772,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE per term")
     return parser.parse_args(argv)
-
-
-def stop_on_sigterm() -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -868,7 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(section)
     if args.record:
-        record(args.record, section)
+        record(args.record, SECTION, section)
         print(f"recorded in {args.record}")
     return 0
 

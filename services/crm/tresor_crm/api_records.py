@@ -23,6 +23,7 @@ from tresor_crm.records import (
     encode_cursor,
     validation_error,
 )
+from tresor_crm.storage import records as store
 
 router = APIRouter(prefix="/s/{link}/api/v1", tags=["records"])
 
@@ -163,8 +164,6 @@ async def create_company(actor: ActorDep, conn: ConnDep, body: dict[str, Any]) -
 
 @router.get("/companies/{company_id}", response_model=CompanyOut)
 async def get_company(conn: ConnDep, company_id: uuid.UUID) -> CompanyOut:
-    from tresor_crm.storage import records as store
-
     return _company(await store.company(conn, company_id))
 
 
@@ -186,16 +185,12 @@ async def delete_company(actor: ActorDep, conn: ConnDep, company_id: uuid.UUID) 
 
 @router.post("/companies/{company_id}/restore", response_model=CompanyOut)
 async def restore_company(actor: ActorDep, conn: ConnDep, company_id: uuid.UUID) -> CompanyOut:
-    from tresor_crm.storage import records as store
-
     await record_service.set_company_deleted(conn, actor, company_id, False)
     return _company(await store.company(conn, company_id))
 
 
 @router.get("/companies/{company_id}/history", response_model=list[Change])
 async def company_history(conn: ConnDep, company_id: uuid.UUID) -> list[Change]:
-    from tresor_crm.storage import records as store
-
     await store.company(conn, company_id, include_deleted=True)
     return [
         Change.model_validate(row) for row in await history.of_record(conn, "company", company_id)
@@ -233,8 +228,6 @@ async def create_contact(actor: ActorDep, conn: ConnDep, body: dict[str, Any]) -
 
 @router.get("/contacts/{contact_id}", response_model=ContactOut)
 async def get_contact(conn: ConnDep, contact_id: uuid.UUID) -> ContactOut:
-    from tresor_crm.storage import records as store
-
     return _contact(await store.contact(conn, contact_id))
 
 
@@ -256,16 +249,12 @@ async def delete_contact(actor: ActorDep, conn: ConnDep, contact_id: uuid.UUID) 
 
 @router.post("/contacts/{contact_id}/restore", response_model=ContactOut)
 async def restore_contact(actor: ActorDep, conn: ConnDep, contact_id: uuid.UUID) -> ContactOut:
-    from tresor_crm.storage import records as store
-
     await record_service.set_contact_deleted(conn, actor, contact_id, False)
     return _contact(await store.contact(conn, contact_id))
 
 
 @router.get("/contacts/{contact_id}/history", response_model=list[Change])
 async def contact_history(conn: ConnDep, contact_id: uuid.UUID) -> list[Change]:
-    from tresor_crm.storage import records as store
-
     await store.contact(conn, contact_id, include_deleted=True)
     return [
         Change.model_validate(row) for row in await history.of_record(conn, "contact", contact_id)

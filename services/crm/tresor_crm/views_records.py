@@ -7,11 +7,12 @@ current values with a message instead of overwriting them.
 
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
@@ -295,38 +296,59 @@ async def _contact_form(
     )
 
 
+@dataclass
+class ListArgs:
+    """The query string of a list page."""
+
+    q: Search = ""
+    tag: Search = ""
+    sort: SortField = "name"
+    order: Literal["asc", "desc"] = "asc"
+    cursor: Annotated[str | None, Query(max_length=500)] = None
+    deleted: bool = False
+    undo: str | None = None
+
+
+async def _list_page(
+    request: Request,
+    actor: Actor,
+    conn: Conn,
+    page_size: int,
+    args: ListArgs,
+    lister: Callable[[Conn, ListQuery], Awaitable[list[Row]]],
+    nav: str,
+) -> Response:
+    rows = await lister(
+        conn,
+        _list_query(page_size, args.q, args.tag, args.sort, args.order, args.cursor, args.deleted),
+    )
+    params = _list_params(args.q, args.tag, args.sort, args.order, args.deleted)
+    rows, next_query = _paging(rows, page_size, params)
+    first_query = urlencode({k: v for k, v in params.items() if v}) if args.cursor else None
+    return await web.render(
+        request,
+        actor,
+        f"records/{nav}.html",
+        nav=nav,
+        rows=rows,
+        params=params,
+        next_query=next_query,
+        first_query=first_query,
+        deleted=args.deleted,
+        undo=_undo_id(args.undo),
+    )
+
+
 @router.get("/contacts", response_class=HTMLResponse)
 async def contacts(
     request: Request,
     actor: ActorDep,
     conn: ConnDep,
     settings: SettingsDep,
-    q: Search = "",
-    tag: Search = "",
-    sort: SortField = "name",
-    order: Literal["asc", "desc"] = "asc",
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    deleted: bool = False,
-    undo: str | None = None,
+    args: Annotated[ListArgs, Depends()],
 ) -> Response:
-    size = settings.page_size
-    rows = await record_service.list_contacts(
-        conn, _list_query(size, q, tag, sort, order, cursor, deleted)
-    )
-    params = _list_params(q, tag, sort, order, deleted)
-    rows, next_query = _paging(rows, size, params)
-    first_query = urlencode({k: v for k, v in params.items() if v}) if cursor else None
-    return await web.render(
-        request,
-        actor,
-        "records/contacts.html",
-        nav="contacts",
-        rows=rows,
-        params=params,
-        next_query=next_query,
-        first_query=first_query,
-        deleted=deleted,
-        undo=_undo_id(undo),
+    return await _list_page(
+        request, actor, conn, settings.page_size, args, record_service.list_contacts, "contacts"
     )
 
 
@@ -490,32 +512,10 @@ async def companies(
     actor: ActorDep,
     conn: ConnDep,
     settings: SettingsDep,
-    q: Search = "",
-    tag: Search = "",
-    sort: SortField = "name",
-    order: Literal["asc", "desc"] = "asc",
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    deleted: bool = False,
-    undo: str | None = None,
+    args: Annotated[ListArgs, Depends()],
 ) -> Response:
-    size = settings.page_size
-    rows = await record_service.list_companies(
-        conn, _list_query(size, q, tag, sort, order, cursor, deleted)
-    )
-    params = _list_params(q, tag, sort, order, deleted)
-    rows, next_query = _paging(rows, size, params)
-    first_query = urlencode({k: v for k, v in params.items() if v}) if cursor else None
-    return await web.render(
-        request,
-        actor,
-        "records/companies.html",
-        nav="companies",
-        rows=rows,
-        params=params,
-        next_query=next_query,
-        first_query=first_query,
-        deleted=deleted,
-        undo=_undo_id(undo),
+    return await _list_page(
+        request, actor, conn, settings.page_size, args, record_service.list_companies, "companies"
     )
 
 

@@ -1,0 +1,107 @@
+"""Wiring: build the backup gRPC server from settings and return it. No rules here."""
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from pydantic import SecretStr
+
+from tresor.backup.v1 import backup_pb2, backup_pb2_grpc
+from tresor_backup.config import BackupSettings
+from tresor_backup.export import ExportService
+from tresor_backup.export_sources import AuthGateway, CrmDocuments, CrmRecords, ExportSourcesImpl
+from tresor_backup.servicer import BackupServicer
+from tresor_common.grpc_tokens import ServiceTokenInterceptor
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = backup_pb2.DESCRIPTOR.services_by_name["BackupService"].full_name
+
+
+@dataclass
+class BackupServer:
+    server: aio.Server
+    port: int
+    health: HealthServicer
+    exports: ExportService
+    channels: list[aio.Channel]
+    sweeper: "asyncio.Task[None]"
+    stopped: bool = field(default=False)
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        """Health answers NOT_SERVING, calls in flight get `grace`, running exports fail."""
+        if self.stopped:
+            return
+        self.stopped = True
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        self.sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.sweeper
+        await self.exports.close()
+        for channel in self.channels:
+            await channel.close(None)
+
+
+def _required(value: SecretStr | str | None, name: str) -> str:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if not value:
+        raise ValueError(f"TRESOR_BACKUP_{name}: required to serve exports")
+    return value
+
+
+async def create_server(settings: BackupSettings, address: str | None = None) -> BackupServer:
+    """Build and start the server; `address` with port 0 picks a free port (tests)."""
+    tokens = settings.service_token_list()
+    if not tokens:
+        raise ValueError("TRESOR_BACKUP_SERVICE_TOKENS: at least one token is needed")
+    documents_url = _required(settings.export_crm_database_url, "EXPORT_CRM_DATABASE_URL")
+    crm_token = _required(settings.crm_service_token, "CRM_SERVICE_TOKEN")
+    auth_token = _required(settings.auth_service_token, "AUTH_SERVICE_TOKEN")
+    crm_channel = aio.insecure_channel(settings.crm_grpc_address)
+    auth_channel = AuthGateway.channel(settings.auth_address, auth_token)
+    auth = AuthGateway(auth_channel, settings.auth_timeout_seconds)
+    exports = ExportService(
+        directory=settings.export_directory,
+        sources=ExportSourcesImpl(
+            CrmRecords(crm_channel, crm_token), CrmDocuments(documents_url), auth
+        ),
+        audit=auth,
+        keep=timedelta(seconds=settings.export_keep_seconds),
+        max_running=settings.export_max_running,
+    )
+    interrupted = exports.recover()
+    if interrupted:
+        log.warning("exports interrupted by a restart", extra={"count": interrupted})
+
+    server = aio.server(
+        interceptors=[ServiceTokenInterceptor(tokens)],
+        options=[("grpc.so_reuseport", 0)],
+    )
+    backup_pb2_grpc.add_BackupServiceServicer_to_server(BackupServicer(exports), server)
+    health_servicer = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    listen = address or settings.listen
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {listen}")
+    await server.start()
+    sweeper = asyncio.create_task(
+        exports.sweep_forever(settings.export_sweep_seconds), name="export-sweeper"
+    )
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("backup service listening", extra={"port": port})
+    return BackupServer(
+        server, port, health_servicer, exports, [crm_channel, auth_channel], sweeper
+    )

@@ -1,0 +1,171 @@
+"""gRPC servicer: request to domain call, result or error to response, nothing more."""
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc import aio
+
+from tresor.backup.v1 import backup_pb2 as pb
+from tresor.backup.v1 import backup_pb2_grpc
+from tresor_backup import export
+from tresor_backup.export import ExportJob, ExportService
+
+log = logging.getLogger(__name__)
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Context = aio.ServicerContext[Any, Any]
+
+OPEN_CHUNK_BYTES = 256 * 1024
+SNAPSHOTS_NOT_WIRED = (
+    "snapshots are not served over gRPC yet: use the backup CLI (tresor-backup snapshot)"
+)
+
+_STATUS: dict[type[export.ExportError], grpc.StatusCode] = {
+    export.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    export.NotFound: grpc.StatusCode.NOT_FOUND,
+    export.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    export.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+_STATE = {
+    "queued": pb.EXPORT_STATE_QUEUED,
+    "running": pb.EXPORT_STATE_RUNNING,
+    "done": pb.EXPORT_STATE_DONE,
+    "failed": pb.EXPORT_STATE_FAILED,
+}
+
+
+async def _abort(context: Context, exc: Exception, rpc: str) -> None:
+    status = _STATUS.get(type(exc)) if isinstance(exc, export.ExportError) else None
+    if status is not None:
+        await context.abort(status, str(exc))
+    log.exception("unexpected error", extra={"rpc": rpc})
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def translated(
+    handler: Callable[[Any, Req, Context], Awaitable[Resp]],
+) -> Callable[[Any, Req, Context], Awaitable[Resp]]:
+    """Export errors become their status; anything else INTERNAL without details."""
+
+    async def wrapper(self: Any, request: Req, context: Context) -> Resp:
+        try:
+            return await handler(self, request, context)
+        except aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc, handler.__name__)
+        raise AssertionError("unreachable")
+
+    wrapper.__name__ = handler.__name__
+    return wrapper
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+def _optional_user(value: str) -> uuid.UUID | None:
+    return export.parse_uuid(value, "actor_user_id") if value else None
+
+
+def export_pb(job: ExportJob) -> pb.Export:
+    p = job.progress
+    return pb.Export(
+        export_id=job.export_id,
+        tenant_id=job.tenant_id,
+        state=_STATE[job.state],
+        progress=pb.ExportProgress(
+            phase=p.phase,
+            records=p.records,
+            documents=p.documents,
+            documents_total=p.documents_total,
+            document_bytes=p.document_bytes,
+            document_bytes_total=p.document_bytes_total,
+            users=p.users,
+            audit_events=p.audit_events,
+        ),
+        requested_at=_timestamp(job.requested_at),
+        finished_at=_timestamp(job.finished_at),
+        expires_at=_timestamp(job.expires_at),
+        size_bytes=job.size_bytes,
+        sha256=job.sha256,
+        error=job.error,
+        requested_by_user_id=job.requested_by,
+    )
+
+
+class BackupServicer(backup_pb2_grpc.BackupServiceServicer):
+    def __init__(self, exports: ExportService) -> None:
+        self._exports = exports
+
+    async def StartSnapshot(
+        self, request: pb.StartSnapshotRequest, context: Context
+    ) -> pb.Snapshot:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, SNAPSHOTS_NOT_WIRED)
+        raise AssertionError("unreachable")
+
+    async def ListSnapshots(
+        self, request: pb.ListSnapshotsRequest, context: Context
+    ) -> pb.ListSnapshotsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, SNAPSHOTS_NOT_WIRED)
+        raise AssertionError("unreachable")
+
+    async def VerifySnapshot(
+        self, request: pb.VerifySnapshotRequest, context: Context
+    ) -> pb.VerifySnapshotResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, SNAPSHOTS_NOT_WIRED)
+        raise AssertionError("unreachable")
+
+    @translated
+    async def StartExport(self, request: pb.StartExportRequest, context: Context) -> pb.Export:
+        job = await self._exports.start(
+            export.parse_uuid(request.tenant_id, "tenant_id"),
+            actor_user_id=_optional_user(request.actor_user_id),
+            client_ip=request.client_ip,
+        )
+        return export_pb(job)
+
+    @translated
+    async def ExportStatus(self, request: pb.ExportStatusRequest, context: Context) -> pb.Export:
+        job = self._exports.status(
+            export.parse_uuid(request.tenant_id, "tenant_id"),
+            export.parse_uuid(request.export_id, "export_id"),
+        )
+        return export_pb(job)
+
+    async def OpenExport(
+        self, request: pb.OpenExportRequest, context: Context
+    ) -> AsyncIterator[pb.ExportChunk]:
+        try:
+            tenant_id = export.parse_uuid(request.tenant_id, "tenant_id")
+            job, path = await self._exports.open(
+                tenant_id,
+                export.parse_uuid(request.export_id, "export_id"),
+                actor_user_id=_optional_user(request.actor_user_id),
+                client_ip=request.client_ip,
+            )
+            first = True
+            async for block in export.read_chunks(path, OPEN_CHUNK_BYTES):
+                if first:
+                    yield pb.ExportChunk(
+                        data=block,
+                        filename=f"tresor-export-{job.export_id}.zip",
+                        size_bytes=job.size_bytes,
+                    )
+                    first = False
+                else:
+                    yield pb.ExportChunk(data=block)
+        except aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc, "OpenExport")

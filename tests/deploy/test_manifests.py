@@ -8,6 +8,7 @@ carries, the CloudNativePG `Cluster` and the Traefik objects against their CRD s
 that the edge renders for local runs (`tresor_edge.traefik_config`), so the two cannot drift.
 """
 
+import base64
 import copy
 import ipaddress
 import os
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
+from tresor_backup.config import BackupSettings
 from tresor_common.identity import IDENTITY_HEADER
 from tresor_common.settings import TresorSettings, load_settings
 from tresor_crm.config import CrmSettings
@@ -288,6 +290,9 @@ def _pod_labels(docs: list[Manifest], deployment: str) -> dict[str, str]:
 # The edge: the gate, and the cluster's Traefik configured by CRDs.
 GATE = "tresor-gate"
 CRM = "tresor-crm"
+BACKUP = "tresor-backup"
+BACKUP_DAILY = "tresor-backup-daily"
+BACKUP_PREFIX = "TRESOR_BACKUP_"
 UPSTREAM = CRM  # where the route /s/ goes, after the gate's yes
 EDGE_PREFIX = "TRESOR_EDGE_"
 CRM_PREFIX = "TRESOR_CRM_"
@@ -460,6 +465,8 @@ def test_every_container_is_locked_down(rendered: dict[str, list[Manifest]], ove
         "Deployment/tresor-gate",
         "Deployment/tresor-crm",
         "Deployment/tresor-redis",
+        "Deployment/tresor-backup",
+        "CronJob/tresor-backup-daily",
     } <= set(workloads)
     problems = []
     for name, spec in workloads.items():
@@ -533,6 +540,7 @@ def test_every_pod_is_pinned_to_the_overlays_region(
     pinned = {name: _region_values(spec.get("affinity")) for name, spec in _workloads(docs)}
     cluster = _one(docs, "Cluster", "tresor-pg")
     pinned["Cluster/tresor-pg"] = _region_values(cluster["spec"].get("affinity"))
+    assert {"CronJob/tresor-backup-daily", "Deployment/tresor-backup"} <= set(pinned)
     # Terms are alternatives: every one of them must name the region.
     assert pinned == {name: [regions] for name in pinned}
 
@@ -555,11 +563,15 @@ def test_the_overlay_replaces_the_image(
         f"@{entry['digest']}" if "digest" in entry else f":{entry['newTag']}"
     )
     images = {
-        f"{deployment}/{container['name']}": container["image"]
-        for deployment in ("tresor-auth", "tresor-gate", CRM)
-        for container in _containers(
-            _one(rendered[overlay], "Deployment", deployment)["spec"]["template"]["spec"]
+        f"{workload}/{container['name']}": container["image"]
+        for kind, workload in (
+            ("Deployment", "tresor-auth"),
+            ("Deployment", "tresor-gate"),
+            ("Deployment", CRM),
+            ("Deployment", BACKUP),
+            ("CronJob", BACKUP_DAILY),
         )
+        for container in _containers(_pod_template(_one(rendered[overlay], kind, workload))["spec"])
     }
     assert images == {
         "tresor-auth/migrate": expected,
@@ -567,6 +579,8 @@ def test_the_overlay_replaces_the_image(
         "tresor-gate/gate": expected,
         "tresor-crm/migrate": expected,
         "tresor-crm/crm": expected,
+        "tresor-backup/backup": expected,
+        "tresor-backup-daily/backup": expected,
     }
     assert placeholder_name not in rendered_text[overlay]
 
@@ -1095,6 +1109,7 @@ def test_crm_is_reachable_only_from_traefik_and_backup(
         (DNS, DNS_PORTS),
         (PG_PODS, frozenset({(TCP, 5432)})),
         (_pods("tresor-auth"), frozenset({(TCP, 50051)})),
+        (_pods(BACKUP), frozenset({(TCP, 50053)})),
     }
 
 
@@ -1118,6 +1133,8 @@ def test_postgres_allows_auth_crm_its_peers_and_the_operator(
     assert _allowed(docs, PG_LABELS, "Ingress") == {
         (_pods("tresor-auth"), postgres),
         (_pods(CRM), postgres),
+        (_pods(BACKUP), postgres),
+        (_pods(BACKUP_DAILY), postgres),
         (PG_PODS, instance),
         (CNPG_OPERATOR, instance),
     }
@@ -1163,7 +1180,9 @@ def test_postgres_cluster_creates_database_auth_and_its_roles(
     assert not runtime_login.get("createrole")
     for role in roles.values():
         assert not role.get("superuser"), role["name"]
-        assert not role.get("bypassrls"), role["name"]
+        # Only the snapshot role reads every tenant (test_postgres_cluster_has_the_backup_roles).
+        if role["name"] != "tresor_backup":
+            assert not role.get("bypassrls"), role["name"]
         if role.get("login"):
             assert role["passwordSecret"]["name"], role["name"]
 
@@ -1460,3 +1479,294 @@ def test_the_readme_asks_for_the_local_static_settings(
     assert web == local["entryPoints"]["web"]["http"]["redirections"]
     assert asked["accessLog"]["format"] == local["accessLog"]["format"]
     assert asked["accessLog"]["fields"] == local["accessLog"]["fields"]
+
+
+# --- the backup --------------------------------------------------------------------------------
+
+
+def _backup_pods(docs: list[Manifest]) -> dict[str, Manifest]:
+    """The pod templates of the backup service and of its nightly CronJob, by workload name."""
+    return {
+        BACKUP: _pod_template(_one(docs, "Deployment", BACKUP)),
+        BACKUP_DAILY: _pod_template(_one(docs, "CronJob", BACKUP_DAILY)),
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_daily_backup_runs_at_night_in_berlin_one_at_a_time(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    cron = _one(rendered[overlay], "CronJob", BACKUP_DAILY)
+    spec = cron["spec"]
+    assert spec["timeZone"] == "Europe/Berlin"
+    minute, hour, *every_day = spec["schedule"].split()
+    assert every_day == ["*", "*", "*"]
+    assert 0 <= int(minute) < 60
+    assert 1 <= int(hour) <= 4, "at night, when nobody works"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 < spec["startingDeadlineSeconds"] <= 4 * 3600
+    assert spec["successfulJobsHistoryLimit"] >= 1
+    assert spec["failedJobsHistoryLimit"] >= 1
+    job = spec["jobTemplate"]["spec"]
+    assert 0 <= job["backoffLimit"] <= 3
+    # Done before the working day, and before the next night's run.
+    assert 0 < job["activeDeadlineSeconds"] <= 6 * 3600
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (backup,) = pod["containers"]
+    assert backup["command"] == ["python", "-m", "tresor_backup", "run-daily"]
+    assert "initContainers" not in pod
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_backup_service_serves_grpc_with_one_replica_and_an_export_volume(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    deployment = _one(docs, "Deployment", BACKUP)
+    assert deployment["spec"]["replicas"] == 1
+    # The export volume is ReadWriteOnce: the old pod goes before the new one comes.
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    spec = deployment["spec"]["template"]["spec"]
+    (backup,) = spec["containers"]
+    assert backup["command"] == ["python", "-m", "tresor_backup", "serve"]
+    ports = {port["name"]: port["containerPort"] for port in backup["ports"]}
+    assert ports == {"grpc": 50053}
+    for name in ("readinessProbe", "livenessProbe"):
+        assert _probe_port(backup, backup[name]["grpc"]) == 50053, name
+    service = _one(docs, "Service", BACKUP)["spec"]
+    assert service["type"] == "ClusterIP"
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["ports"]] == [
+        ("grpc", 50053, "grpc")
+    ]
+    assert _selects({"matchLabels": service["selector"]}, _pod_labels(docs, BACKUP))
+    # One replica: a budget would only block node drains.
+    assert not [
+        budget
+        for budget in _kind(docs, "PodDisruptionBudget")
+        if _selects(budget["spec"]["selector"], _pod_labels(docs, BACKUP))
+    ]
+    env = _env(backup)
+    exports = Path(env["TRESOR_BACKUP_EXPORT_DIRECTORY"]["value"])
+    (mount,) = [m for m in backup["volumeMounts"] if Path(m["mountPath"]) == exports]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    claim = _one(docs, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["metadata"]["name"] == "tresor-backup-exports"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+SCRATCH = "/tmp"  # noqa: S108 - the pods' scratch mount, checked below, not used here
+
+
+def _sized_empty_dir(pod: Manifest, container: Manifest, path: str) -> str:
+    """The sizeLimit of the emptyDir mounted at `path` (a disk one, not memory)."""
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == path]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    empty = volume["emptyDir"]
+    assert empty.get("medium") != "Memory", f"{path}: work files belong on disk"
+    size: str = empty["sizeLimit"]
+    return size
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_backup_pods_stage_snapshots_on_a_sized_scratch_volume(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    for name, pod in _backup_pods(rendered[overlay]).items():
+        (backup,) = pod["spec"]["containers"]
+        work = _env(backup)["TRESOR_BACKUP_WORK_DIR"]["value"]
+        assert _sized_empty_dir(pod["spec"], backup, work).endswith("Gi"), name
+        assert _sized_empty_dir(pod["spec"], backup, SCRATCH), name
+
+
+# The backup's settings read from files of the Secret tresor-backup: its SecretStr fields, the
+# database URLs (they carry passwords) and the bucket's name and endpoint (the installation's).
+BACKUP_FILE_SETTINGS = sorted(
+    {
+        *_secret_fields(BackupSettings),
+        "auth_database_url",
+        "crm_database_url",
+        "export_crm_database_url",
+        "s3_bucket",
+        "s3_endpoint_url",
+    }
+)
+BACKUP_STORE = {"key", "auth_database_url", "crm_database_url"} | {
+    f"s3_{name}" for name in ("bucket", "endpoint_url", "access_key_id", "secret_access_key")
+}
+BACKUP_FILES = {
+    BACKUP_DAILY: BACKUP_STORE,
+    BACKUP: BACKUP_STORE
+    | {"export_crm_database_url", "service_tokens", "crm_service_token", "auth_service_token"},
+}
+BACKUP_STORE_PUBLIC = {"ENVIRONMENT", "LOG_LEVEL", "STORE", "S3_REGION", "S3_PREFIX", "WORK_DIR"}
+BACKUP_PUBLIC_SETTINGS = {
+    BACKUP_DAILY: BACKUP_STORE_PUBLIC,
+    BACKUP: BACKUP_STORE_PUBLIC
+    | {"LISTEN", "CRM_GRPC_ADDRESS", "AUTH_ADDRESS", "EXPORT_DIRECTORY"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(BACKUP_FILES))
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_backup_secrets_come_only_as_files_from_its_secret(
+    rendered: dict[str, list[Manifest]], overlay: str, name: str
+) -> None:
+    pod = _backup_pods(rendered[overlay])[name]["spec"]
+    (container,) = pod["containers"]
+    env = _env(container)
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    given = set()
+    for field in BACKUP_FILE_SETTINGS:
+        var = f"{BACKUP_PREFIX}{field.upper()}"
+        assert var not in env, f"{var}: a secret is read from a file, never the environment"
+        if f"{var}_FILE" not in env:
+            continue
+        path = Path(env[f"{var}_FILE"]["value"])
+        secret = volumes[mounts[str(path.parent)]]["secret"]
+        assert secret["secretName"] == BACKUP, var
+        key = field.replace("_", "-")
+        assert {item["path"]: item["key"] for item in secret["items"]}[path.name] == key, var
+        given.add(field)
+    assert given == BACKUP_FILES[name]
+    public = {f"{BACKUP_PREFIX}{setting}" for setting in BACKUP_PUBLIC_SETTINGS[name]}
+    assert set(env) == public | {f"{BACKUP_PREFIX}{field.upper()}_FILE" for field in given}
+    assert all(set(var) == {"name", "value"} for var in env.values())
+
+
+def _fake_backup_secret(field: str) -> bytes:
+    password = os.urandom(16).hex()
+    pg = "tresor-pg-rw.tresor.svc:5432/{}?sslmode=verify-full&sslrootcert=/ca.crt"
+    if field == "key":
+        return base64.b64encode(os.urandom(32))
+    fakes = {
+        "auth_database_url": f"postgresql://tresor_backup:{password}@{pg.format('auth')}",
+        "crm_database_url": f"postgresql://tresor_backup:{password}@{pg.format('crm')}",
+        "export_crm_database_url": (
+            f"postgresql://tresor_backup_export:{password}@{pg.format('crm')}"
+        ),
+        "s3_bucket": "tresor-backups-test",
+        "s3_endpoint_url": "https://s3.eu-central-1.example.invalid",
+    }
+    return fakes.get(field, os.urandom(24).hex()).encode()
+
+
+@pytest.mark.parametrize("name", sorted(BACKUP_FILES))
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_backup_settings_load_from_the_manifest(
+    rendered: dict[str, list[Manifest]],
+    overlay: str,
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The backup's own settings class accepts each pod's environment (fake secrets)."""
+    for variable in list(os.environ):
+        if variable.startswith(BACKUP_PREFIX):
+            monkeypatch.delenv(variable)
+    docs = rendered[overlay]
+    (container,) = _backup_pods(docs)[name]["spec"]["containers"]
+    for variable, var in _env(container).items():
+        field = variable.removeprefix(BACKUP_PREFIX).lower()
+        assert field.removesuffix("_file") in BackupSettings.model_fields, f"{variable}: unknown"
+        value = var["value"]
+        if variable.endswith("_FILE"):
+            fake = tmp_path / Path(value).name
+            fake.write_bytes(_fake_backup_secret(field.removesuffix("_file")))
+            value = str(fake)
+        monkeypatch.setenv(variable, value)
+
+    settings = load_settings(BackupSettings)
+
+    assert settings.environment == "production"
+    assert len(settings.operator_key()) == 32
+    assert settings.store == "s3"
+    assert settings.s3_region == "eu-central-1", "a German region (Frankfurt)"
+    assert settings.s3_access_key_id is not None
+    assert settings.s3_secret_access_key is not None
+    assert settings.work_dir is not None
+    assert str(settings.work_dir) in {m["mountPath"] for m in container["volumeMounts"]}
+    if name == BACKUP_DAILY:
+        # The nightly job talks to nobody but PostgreSQL and the bucket.
+        assert settings.service_tokens is None
+        assert settings.export_crm_database_url is None
+        return
+    # Listening where the container port, the Service and the NetworkPolicy say.
+    assert settings.listen == "0.0.0.0:50053"
+    assert len(settings.service_token_list()) == 1
+    assert settings.export_crm_database_url is not None
+    assert settings.export_crm_database_url.startswith("postgresql://tresor_backup_export:")
+    assert settings.crm_grpc_address == f"{CRM}:50052"
+    assert settings.auth_address == f"tresor-auth:{_service_port(docs, 'tresor-auth')}"
+    assert settings.crm_service_token is not None
+    assert settings.auth_service_token is not None
+    assert str(settings.export_directory) in {m["mountPath"] for m in container["volumeMounts"]}
+
+
+HTTPS: Ports = frozenset({(TCP, 443)})
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_backup_service_is_reachable_only_from_the_crm(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    labels = _pod_labels(docs, BACKUP)
+    assert _allowed(docs, labels, "Ingress") == {(_pods(CRM), frozenset({(TCP, 50053)}))}
+    # The bucket is outside the cluster: HTTPS to any address (an overlay may narrow it).
+    assert _allowed(docs, labels, "Egress") == {
+        (DNS, DNS_PORTS),
+        (PG_PODS, frozenset({(TCP, 5432)})),
+        (_pods("tresor-auth"), frozenset({(TCP, 50051)})),
+        (_pods(CRM), frozenset({(TCP, 50052)})),
+        (ANYWHERE, HTTPS),
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_daily_backup_reaches_only_postgres_and_the_bucket(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    labels = _pod_template(_one(docs, "CronJob", BACKUP_DAILY))["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == BACKUP_DAILY
+    assert _allowed(docs, labels, "Ingress") == set()
+    assert _allowed(docs, labels, "Egress") == {
+        (DNS, DNS_PORTS),
+        (PG_PODS, frozenset({(TCP, 5432)})),
+        (ANYWHERE, HTTPS),
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_cronjob_region_patch_repeats_region_yaml(overlay: str) -> None:
+    patch = yaml.safe_load((K8S / "overlays" / overlay / "region-cronjob.yaml").read_text("utf-8"))
+    affinity = patch["spec"]["jobTemplate"]["spec"]["template"]["spec"]["affinity"]
+    assert _region_values(affinity) == [_overlay_regions(overlay)]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_postgres_cluster_has_the_backup_roles(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    roles = {
+        role["name"]: role
+        for role in _one(rendered[overlay], "Cluster", "tresor-pg")["spec"]["managed"]["roles"]
+    }
+    snapshot = roles["tresor_backup"]
+    assert snapshot["login"] is True
+    # Reads every tenant (FORCE ROW LEVEL SECURITY) and makes verify's scratch databases.
+    assert snapshot["bypassrls"] is True
+    assert snapshot["createdb"] is True
+    assert snapshot["superuser"] is False
+    assert snapshot["createrole"] is False
+    assert "pg_read_all_data" in snapshot["inRoles"]
+    assert snapshot["passwordSecret"]["name"] == "tresor-pg-backup"
+    export = roles["tresor_backup_export"]
+    assert export["login"] is True
+    # Row-level security keeps each export inside its tenant.
+    assert export["bypassrls"] is False
+    assert export["superuser"] is False
+    assert not export.get("inRoles")
+    assert export["passwordSecret"]["name"] == "tresor-pg-backup-export"

@@ -18,6 +18,7 @@ from tresor_crm import (
     views_activities,
     views_admin,
     views_documents,
+    views_export,
     views_pipeline,
     views_records,
     views_transfer,
@@ -44,6 +45,7 @@ ROUTED_MODULES = (
     views_documents,
     views_transfer,
     views_admin,
+    views_export,
 )
 
 API_TITLE = "Tresor CRM API"
@@ -74,9 +76,10 @@ def create_app(settings: CrmSettings, database: Database | None = None) -> FastA
         try:
             yield
         finally:
-            audit = getattr(app.state, "audit_log", None)
-            if audit is not None:
-                await audit.close()
+            for client_name in ("audit_log", "backup_client"):
+                client = getattr(app.state, client_name, None)
+                if client is not None:
+                    await client.close()
             if database is None:
                 await app.state.database.close()
 

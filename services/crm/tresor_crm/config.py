@@ -61,6 +61,15 @@ class CrmSettings(TresorSettings):
     auth_service_token: SecretStr | None = None
     auth_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
 
+    # -- backup --
+    # The backup service, where a tenant admin's exports are started, watched and downloaded
+    # (StartExport, ExportStatus, OpenExport). Optional: without both the address and the
+    # token the export pages say that exports are not available.
+    backup_address: str | None = None
+    backup_service_token: SecretStr | None = None
+    # Each unary call, and each wait for the next chunk of a download.
+    backup_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
     @field_validator("identity_public_keys")
     @classmethod
     def _keys_load(cls, value: list[str]) -> list[str]:

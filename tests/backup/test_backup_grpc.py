@@ -182,15 +182,6 @@ async def test_bad_ids_and_missing_tokens_are_refused(backup: Backup) -> None:
     assert await _code_of(without) == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_snapshot_calls_say_they_are_not_served_yet(backup: Backup) -> None:
-    for call in (
-        backup.stub.StartSnapshot(pb.StartSnapshotRequest(), metadata=backup.auth),
-        backup.stub.ListSnapshots(pb.ListSnapshotsRequest(), metadata=backup.auth),
-        backup.stub.VerifySnapshot(pb.VerifySnapshotRequest(), metadata=backup.auth),
-    ):
-        assert await _code_of(call) == grpc.StatusCode.UNIMPLEMENTED
-
-
 async def test_health_answers_without_a_token(backup: Backup) -> None:
     health = health_pb2_grpc.HealthStub(backup.channel)
     for service in ("", "tresor.backup.v1.BackupService"):

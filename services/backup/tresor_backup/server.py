@@ -14,9 +14,11 @@ from pydantic import SecretStr
 
 from tresor.backup.v1 import backup_pb2, backup_pb2_grpc
 from tresor_backup.config import BackupSettings
+from tresor_backup.daily import Clock, DailySettings, RunLog, Scheduler, SnapshotJobs, utc_now
 from tresor_backup.export import ExportService
 from tresor_backup.export_sources import AuthGateway, CrmDocuments, CrmRecords, ExportSourcesImpl
 from tresor_backup.servicer import BackupServicer
+from tresor_backup.store import store_from_settings
 from tresor_common.grpc_tokens import ServiceTokenInterceptor
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,9 @@ class BackupServer:
     port: int
     health: HealthServicer
     exports: ExportService
+    snapshots: SnapshotJobs
     channels: list[aio.Channel]
-    sweeper: "asyncio.Task[None]"
+    tasks: "list[asyncio.Task[None]]"
     stopped: bool = field(default=False)
 
     async def stop(self, grace: float | None = 5.0) -> None:
@@ -41,9 +44,10 @@ class BackupServer:
         self.stopped = True
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        self.sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.sweeper
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.exports.close()
         for channel in self.channels:
             await channel.close(None)
@@ -57,8 +61,18 @@ def _required(value: SecretStr | str | None, name: str) -> str:
     return value
 
 
-async def create_server(settings: BackupSettings, address: str | None = None) -> BackupServer:
-    """Build and start the server; `address` with port 0 picks a free port (tests)."""
+async def create_server(
+    settings: BackupSettings,
+    address: str | None = None,
+    *,
+    daily: DailySettings | None = None,
+    clock: Clock = utc_now,
+) -> BackupServer:
+    """Build and start the server; `address` with port 0 picks a free port (tests).
+
+    With `daily.schedule` on, the daily run (snapshot, verify, prune) runs in here.
+    """
+    daily = daily or DailySettings(schedule="off")
     tokens = settings.service_token_list()
     if not tokens:
         raise ValueError("TRESOR_BACKUP_SERVICE_TOKENS: at least one token is needed")
@@ -85,7 +99,13 @@ async def create_server(settings: BackupSettings, address: str | None = None) ->
         interceptors=[ServiceTokenInterceptor(tokens)],
         options=[("grpc.so_reuseport", 0)],
     )
-    backup_pb2_grpc.add_BackupServiceServicer_to_server(BackupServicer(exports), server)
+    snapshots = SnapshotJobs(
+        settings,
+        store_from_settings(settings),
+        RunLog(daily.runs_path(settings), daily.keep_runs),
+        clock,
+    )
+    backup_pb2_grpc.add_BackupServiceServicer_to_server(BackupServicer(exports, snapshots), server)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -96,12 +116,23 @@ async def create_server(settings: BackupSettings, address: str | None = None) ->
     if port == 0:
         raise RuntimeError(f"cannot listen on {listen}")
     await server.start()
-    sweeper = asyncio.create_task(
-        exports.sweep_forever(settings.export_sweep_seconds), name="export-sweeper"
-    )
+    tasks = [
+        asyncio.create_task(
+            exports.sweep_forever(settings.export_sweep_seconds), name="export-sweeper"
+        )
+    ]
+    if daily.schedule == "on":
+        scheduler = Scheduler(
+            snapshots.run_daily, at=daily.daily_at, zone=daily.zone(), clock=clock
+        )
+        tasks.append(asyncio.create_task(scheduler.run_forever(), name="daily-backup"))
+        log.info(
+            "daily backup scheduled",
+            extra={"at": daily.daily_at.isoformat(), "timezone": daily.timezone},
+        )
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("backup service listening", extra={"port": port})
     return BackupServer(
-        server, port, health_servicer, exports, [crm_channel, auth_channel], sweeper
+        server, port, health_servicer, exports, snapshots, [crm_channel, auth_channel], tasks
     )

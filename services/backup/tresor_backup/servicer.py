@@ -12,7 +12,8 @@ from grpc import aio
 
 from tresor.backup.v1 import backup_pb2 as pb
 from tresor.backup.v1 import backup_pb2_grpc
-from tresor_backup import export
+from tresor_backup import daily, export
+from tresor_backup.daily import SnapshotInfo, SnapshotJobs
 from tresor_backup.export import ExportJob, ExportService
 
 log = logging.getLogger(__name__)
@@ -22,15 +23,19 @@ Resp = TypeVar("Resp")
 Context = aio.ServicerContext[Any, Any]
 
 OPEN_CHUNK_BYTES = 256 * 1024
-SNAPSHOTS_NOT_WIRED = (
-    "snapshots are not served over gRPC yet: use the backup CLI (tresor-backup snapshot)"
-)
 
-_STATUS: dict[type[export.ExportError], grpc.StatusCode] = {
+_STATUS: dict[type[Exception], grpc.StatusCode] = {
     export.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     export.NotFound: grpc.StatusCode.NOT_FOUND,
     export.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     export.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    daily.AlreadyRunning: grpc.StatusCode.FAILED_PRECONDITION,
+    daily.UnknownSnapshot: grpc.StatusCode.NOT_FOUND,
+}
+_SNAPSHOT_STATE = {
+    "running": pb.SNAPSHOT_STATE_RUNNING,
+    "complete": pb.SNAPSHOT_STATE_COMPLETE,
+    "failed": pb.SNAPSHOT_STATE_FAILED,
 }
 _STATE = {
     "queued": pb.EXPORT_STATE_QUEUED,
@@ -41,7 +46,7 @@ _STATE = {
 
 
 async def _abort(context: Context, exc: Exception, rpc: str) -> None:
-    status = _STATUS.get(type(exc)) if isinstance(exc, export.ExportError) else None
+    status = _STATUS.get(type(exc))
     if status is not None:
         await context.abort(status, str(exc))
     log.exception("unexpected error", extra={"rpc": rpc})
@@ -78,6 +83,18 @@ def _optional_user(value: str) -> uuid.UUID | None:
     return export.parse_uuid(value, "actor_user_id") if value else None
 
 
+def snapshot_pb(info: SnapshotInfo) -> pb.Snapshot:
+    return pb.Snapshot(
+        id=info.id,
+        state=_SNAPSHOT_STATE[info.state],
+        started_at=_timestamp(info.started_at),
+        finished_at=_timestamp(info.finished_at),
+        size_bytes=info.size_bytes,
+        verified_at=_timestamp(info.verified_at),
+        error=info.error,
+    )
+
+
 def export_pb(job: ExportJob) -> pb.Export:
     p = job.progress
     return pb.Export(
@@ -105,26 +122,34 @@ def export_pb(job: ExportJob) -> pb.Export:
 
 
 class BackupServicer(backup_pb2_grpc.BackupServiceServicer):
-    def __init__(self, exports: ExportService) -> None:
+    def __init__(self, exports: ExportService, snapshots: SnapshotJobs) -> None:
         self._exports = exports
+        self._snapshots = snapshots
 
+    @translated
     async def StartSnapshot(
         self, request: pb.StartSnapshotRequest, context: Context
     ) -> pb.Snapshot:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, SNAPSHOTS_NOT_WIRED)
-        raise AssertionError("unreachable")
+        return snapshot_pb(await self._snapshots.start())
 
+    @translated
     async def ListSnapshots(
         self, request: pb.ListSnapshotsRequest, context: Context
     ) -> pb.ListSnapshotsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, SNAPSHOTS_NOT_WIRED)
-        raise AssertionError("unreachable")
+        return pb.ListSnapshotsResponse(
+            snapshots=[snapshot_pb(info) for info in self._snapshots.list_all()]
+        )
 
+    @translated
     async def VerifySnapshot(
         self, request: pb.VerifySnapshotRequest, context: Context
     ) -> pb.VerifySnapshotResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, SNAPSHOTS_NOT_WIRED)
-        raise AssertionError("unreachable")
+        if not request.snapshot_id:
+            raise export.InvalidArgument("snapshot_id: required")
+        result = await self._snapshots.verify(request.snapshot_id)
+        return pb.VerifySnapshotResponse(
+            snapshot_id=result.snapshot_id, ok=result.ok, problems=result.problems
+        )
 
     @translated
     async def StartExport(self, request: pb.StartExportRequest, context: Context) -> pb.Export:

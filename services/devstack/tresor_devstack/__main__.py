@@ -1,6 +1,7 @@
 """`python -m tresor_devstack` (make run): start everything, print how to log in, stop on Ctrl-C."""
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -86,6 +87,59 @@ def start_crm(
     return grpc_address
 
 
+def start_backup(
+    supervisor: Supervisor,
+    settings: DevSettings,
+    admin_url: str,
+    export_password: str,
+    service_token: str,
+    *,
+    auth_address: str,
+    crm_grpc_address: str,
+) -> tuple[str, Path]:
+    """The backup service with the daily run on; its address and a file with its settings.
+
+    Snapshots read both databases through the admin URL: a superuser locally (it must see
+    every tenant's rows); production uses a dedicated read-only role that bypasses RLS.
+    """
+    data_dir = settings.data_dir.resolve()
+    secrets_dir = data_dir / "secrets"
+    address = f"127.0.0.1:{settings.backup_port}"
+    env = {
+        "TRESOR_BACKUP_ENVIRONMENT": "development",
+        "TRESOR_BACKUP_AUTH_DATABASE_URL": bootstrap.with_database(
+            admin_url, bootstrap.AUTH_DATABASE
+        ),
+        "TRESOR_BACKUP_CRM_DATABASE_URL": bootstrap.with_database(
+            admin_url, bootstrap.CRM_DATABASE
+        ),
+        "TRESOR_BACKUP_KEY_FILE": str(bootstrap.stored_key(secrets_dir / "backup-key")),
+        "TRESOR_BACKUP_STORE": "directory",
+        "TRESOR_BACKUP_DIRECTORY": str(data_dir / "backups"),
+        "TRESOR_BACKUP_SCHEDULE": "on",
+        "TRESOR_BACKUP_LISTEN": address,
+        "TRESOR_BACKUP_SERVICE_TOKENS": service_token,
+        "TRESOR_BACKUP_EXPORT_DIRECTORY": str(data_dir / "exports"),
+        "TRESOR_BACKUP_EXPORT_CRM_DATABASE_URL": bootstrap.ensure_export_role(
+            admin_url, export_password
+        ),
+        "TRESOR_BACKUP_CRM_GRPC_ADDRESS": crm_grpc_address,
+        "TRESOR_BACKUP_CRM_SERVICE_TOKEN": service_token,
+        "TRESOR_BACKUP_AUTH_ADDRESS": auth_address,
+        "TRESOR_BACKUP_AUTH_SERVICE_TOKEN": service_token,
+    }
+    # The same settings for tresorctl: `set -a; . .data/secrets/backup.env; set +a`.
+    env_file = secrets_dir / "backup.env"
+    env_file.touch(mode=0o600)
+    env_file.write_text(
+        "".join(f"{name}={shlex.quote(value)}\n" for name, value in env.items()),
+        encoding="utf-8",
+    )
+    supervisor.start("backup", "tresor_backup", env, "serve")
+    supervisor.wait_grpc_serving("backup", address)
+    return address, env_file
+
+
 def main() -> None:
     try:
         settings = load_settings(DevSettings)
@@ -99,6 +153,7 @@ def main() -> None:
     gate_token = bootstrap.stored_secret(secrets_dir / "gate-token")
     app_password = bootstrap.stored_secret(secrets_dir / "auth-db-password")
     crm_password = bootstrap.stored_secret(secrets_dir / "crm-db-password")
+    export_password = bootstrap.stored_secret(secrets_dir / "backup-export-db-password")
     csrf_secret = bootstrap.stored_secret(secrets_dir / "csrf-secret")
     signing_key_file = bootstrap.stored_signing_key(secrets_dir / "identity-signing-key.pem")
     supervisor = Supervisor()
@@ -136,6 +191,16 @@ def main() -> None:
 
             crm_grpc_address = start_crm(
                 supervisor, settings, admin_url, crm_password, service_token, signing_key_file
+            )
+
+            backup_address, backup_env = start_backup(
+                supervisor,
+                settings,
+                admin_url,
+                export_password,
+                service_token,
+                auth_address=auth_address,
+                crm_grpc_address=crm_grpc_address,
             )
 
             public_url = f"https://localhost:{settings.https_port}"
@@ -179,6 +244,9 @@ def main() -> None:
                 f"  crm (gRPC):   {crm_grpc_address}  (service token in"
                 f" {(secrets_dir / 'service-token').resolve()})\n"
                 f"  crm (HTTP):   http://127.0.0.1:{settings.upstream_port}  (behind the edge)\n"
+                f"  backup (gRPC): {backup_address}  (daily at 02:30 Europe/Berlin; key and"
+                f" settings in {backup_env}: set -a; . {backup_env}; set +a;"
+                " .venv/bin/tresorctl backup list)\n"
                 f"  data folder:  {settings.data_dir.resolve()}\n"
                 "Press Ctrl-C to stop.\n",
                 flush=True,

@@ -1,5 +1,6 @@
 """Databases, roles, secrets and the demo tenant for the local stack (idempotent)."""
 
+import base64
 import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -15,6 +16,7 @@ AUTH_RUNTIME_ROLE = "tresor_auth_runtime"
 CRM_DATABASE = "crm"
 CRM_APP_ROLE = "tresor_crm_app"
 CRM_RUNTIME_ROLE = "tresor_crm_runtime"
+BACKUP_EXPORT_ROLE = "tresor_backup_export"
 
 
 def with_database(url: str, dbname: str, *, user: str | None = None, password: str = "") -> str:
@@ -35,6 +37,15 @@ def stored_secret(path: Path, nbytes: int = 32) -> str:
     path.touch(mode=0o600)
     path.write_text(value + "\n", encoding="utf-8")
     return value
+
+
+def stored_key(path: Path) -> Path:
+    """32 random bytes, base64, in a 0600 file: the backup key. Losing it loses the backups."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n", encoding="utf-8")
+    return path
 
 
 def identity_public_key(signing_key_file: Path) -> str:
@@ -75,3 +86,27 @@ def ensure_login_role(admin_url: str, role: str, password: str, member_of: str) 
         conn.execute(
             sql.SQL("GRANT {} TO {}").format(sql.Identifier(member_of), sql.Identifier(role))
         )
+
+
+def ensure_export_role(admin_url: str, password: str) -> str:
+    """The backup's read-only export role on `crm`: SELECT on what an export reads, bound by
+    row-level security (NOBYPASSRLS), so each export stays inside its tenant. Its URL."""
+    crm_url = with_database(admin_url, CRM_DATABASE)
+    role = sql.Identifier(BACKUP_EXPORT_ROLE)
+    with psycopg.connect(crm_url, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (BACKUP_EXPORT_ROLE,)
+        ).fetchone()
+        statement = (
+            "ALTER ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}"
+            if exists
+            else "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}"
+        )
+        conn.execute(sql.SQL(statement).format(role, sql.Literal(password)))
+        conn.execute(
+            sql.SQL(
+                "GRANT SELECT ON documents, document_chunks, contacts, companies, deals TO {}"
+            ).format(role)
+        )
+        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION current_tenant() TO {}").format(role))
+    return with_database(admin_url, CRM_DATABASE, user=BACKUP_EXPORT_ROLE, password=password)

@@ -31,5 +31,7 @@ class DevSettings(TresorSettings):
     upstream_port: int = Field(default=8000, ge=1, le=65535)
     # The CRM's gRPC API for internal services.
     crm_grpc_port: int = Field(default=50052, ge=1, le=65535)
+    # The backup service's gRPC API (snapshots, exports); it also runs the daily backup.
+    backup_port: int = Field(default=50053, ge=1, le=65535)
     demo_tenant: str = "demo"
     demo_user: str = "admin"

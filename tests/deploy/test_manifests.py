@@ -948,13 +948,20 @@ CRM_PUBLIC_SETTINGS = {
         "GRPC_ENABLED",
         "GRPC_LISTEN",
         "AUTH_ADDRESS",
+        "BACKUP_ADDRESS",
         "MIGRATE_ON_START",
         "LOG_LEVEL",
     },
 }
 CRM_FILES = {
     "migrate": {"database_url", "migration_database_url", "identity_public_keys"},
-    "crm": {"database_url", "identity_public_keys", "grpc_service_tokens", "auth_service_token"},
+    "crm": {
+        "database_url",
+        "identity_public_keys",
+        "grpc_service_tokens",
+        "auth_service_token",
+        "backup_service_token",
+    },
 }
 
 
@@ -1043,6 +1050,8 @@ def test_crm_settings_load_from_the_manifest(
     assert len(settings.grpc_tokens()) == 1
     assert settings.auth_service_token is not None
     assert settings.auth_address == f"tresor-auth:{_service_port(docs, 'tresor-auth')}"
+    assert settings.backup_service_token is not None
+    assert settings.backup_address == f"tresor-backup:{_service_port(docs, 'tresor-backup')}"
 
 
 # --- network policies ------------------------------------------------------------------------

@@ -72,6 +72,9 @@ def start_crm(
         # Downloads, exports and erasures are written to auth's audit log first.
         "TRESOR_CRM_AUTH_ADDRESS": f"127.0.0.1:{settings.auth_port}",
         "TRESOR_CRM_AUTH_SERVICE_TOKEN": service_token,
+        # Tenant admins request exports through the CRM, from the backup service.
+        "TRESOR_CRM_BACKUP_ADDRESS": f"127.0.0.1:{settings.backup_port}",
+        "TRESOR_CRM_BACKUP_SERVICE_TOKEN": service_token,
     }
     supervisor.run_once("tresor_crm", crm_env, "--migrate-only")
     bootstrap.ensure_login_role(

@@ -73,6 +73,8 @@ test: setup lint ## Run every test (real PostgreSQL, Redis, gRPC)
 bench: setup ## Benchmarks; figures go to docs/benchmarks.md
 	$(PY) -m benchmarks.auth_authorize --record docs/benchmarks.md
 	$(PY) -m benchmarks.crm_search --record docs/benchmarks.md
+	$(PY) -m benchmarks.backup_snapshot --record docs/benchmarks.md
+	$(PY) -m benchmarks.backup_export --record docs/benchmarks.md
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) $(TOOLS) .data

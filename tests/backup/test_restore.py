@@ -2,15 +2,23 @@
 
 import json
 import os
+import stat
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.backup.crm_data import add_company_with_contacts, contact_ids, erase
-from tresor_backup import pg_store
-from tresor_backup.restore import RestoreError, check_snapshot, restore_snapshot
+from tresor_backup import cli, pg_store
+from tresor_backup.restore import (
+    RestoreError,
+    check_snapshot,
+    pending_erasures_path,
+    reapply_pending_erasures,
+    restore_snapshot,
+)
 from tresor_backup.snapshot import encode_manifest, part_name, take_snapshot
 from tresor_backup.store import MANIFEST, VERIFIED, DirectoryStore
 from tresor_backup.verify import verify_snapshot
@@ -173,3 +181,75 @@ def test_verify_records_a_mismatch_by_table(
     assert not verified.ok
     assert any("crm.public.contacts" in problem for problem in verified.problems)
     assert json.loads(store.read(result.snapshot_id, VERIFIED))["ok"] is False
+
+
+def test_erasures_survive_a_crash_between_pg_restore_and_reapplying(
+    sources: dict[str, str],
+    store: DirectoryStore,
+    operator_key: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant = uuid.uuid4()
+    kept, erased = add_company_with_contacts(sources["crm"], tenant, 2)
+    result = take_snapshot(databases=sources, store=store, operator_key=operator_key)
+    erase(sources["crm"], tenant, erased)
+    work = tmp_path / "work"
+    pending = pending_erasures_path(work, sources["crm"])
+
+    class Crash(BaseException):
+        pass
+
+    def crash(url: str, records: list[dict[str, object]]) -> int:
+        raise Crash  # the process dies after pg_restore, before the erasures are applied
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pg_store, "reapply_erasures", crash)
+        with pytest.raises(Crash):
+            restore_snapshot(
+                store=store,
+                snapshot_id=result.snapshot_id,
+                operator_key=operator_key,
+                targets=sources,
+                force=True,
+                work_dir=work,
+            )
+    # The snapshot brought the erased person back, and the erasure itself is gone from
+    # the database; only the pending file remembers it.
+    assert contact_ids(sources["crm"]) == {kept, erased}
+    assert pg_store.read_erasures(sources["crm"]) == []
+    assert stat.S_IMODE(pending.stat().st_mode) == 0o600
+    assert [str(r["record_id"]) for r in json.loads(pending.read_text())["erasures"]] == [
+        str(erased)
+    ]
+
+    # By hand (tresorctl backup reapply-erasures --from FILE) ...
+    saved = pending.read_bytes()
+    assert reapply_pending_erasures(pending, sources["crm"]) == 1
+    assert contact_ids(sources["crm"]) == {kept}
+    assert not pending.exists()
+
+    # ... or picked up by the next restore of the same database.
+    pending.write_bytes(saved)
+    again = restore_snapshot(
+        store=store,
+        snapshot_id=result.snapshot_id,
+        operator_key=operator_key,
+        targets=sources,
+        force=True,
+        work_dir=work,
+    )
+    assert again.erasures_reapplied == 1
+    assert contact_ids(sources["crm"]) == {kept}
+    assert not pending.exists()
+
+
+def test_tresorctl_reapply_erasures_arguments() -> None:
+    args = cli.tresorctl_parser().parse_args(
+        ["backup", "reapply-erasures", "--from", "/tmp/erasures-pending-crm.json"]  # noqa: S108
+    )
+    assert (args.command, args.source, args.crm_url) == (
+        "reapply-erasures",
+        Path("/tmp/erasures-pending-crm.json"),  # noqa: S108
+        None,
+    )

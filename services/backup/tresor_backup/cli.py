@@ -23,7 +23,8 @@ from tresor.backup.v1 import backup_pb2_grpc
 from tresor_backup import daily
 from tresor_backup.config import BackupSettings
 from tresor_backup.daily import FAILURES, DailySettings, RunLog
-from tresor_backup.restore import restore_snapshot
+from tresor_backup.metrics import RunMetrics
+from tresor_backup.restore import reapply_pending_erasures, restore_snapshot
 from tresor_backup.retention import prune
 from tresor_backup.snapshot import take_snapshot
 from tresor_backup.store import MANIFEST, VERIFIED, StoreError, store_from_settings
@@ -91,12 +92,25 @@ def restore(
         targets={**settings.database_urls(), **targets},
         force=force,
         pg_bin_dir=settings.pg_bin_dir,
+        work_dir=restore_work_dir(settings),
         progress=progress,
     )
     log.info(
         "snapshot restored",
         extra={"snapshot_id": snapshot_id, "erasures_reapplied": result.erasures_reapplied},
     )
+
+
+def restore_work_dir(settings: BackupSettings) -> Path:
+    """Where `restore` keeps its pending erasures file: WORK_DIR, else the DIRECTORY."""
+    return settings.work_dir or settings.directory
+
+
+def reapply_erasures(settings: BackupSettings, source: Path, crm_url: str | None) -> int:
+    """Apply a pending erasures file left by an interrupted restore, then delete it."""
+    erased = reapply_pending_erasures(source, crm_url or settings.crm_database_url, progress)
+    log.info("erasures applied again", extra={"from": str(source), "erased": erased})
+    return erased
 
 
 def verify(settings: BackupSettings, snapshot_id: str) -> bool:
@@ -134,13 +148,14 @@ def prune_snapshots(settings: BackupSettings, *, dry_run: bool) -> list[str]:
 
 def run_daily(settings: BackupSettings, daily_settings: DailySettings) -> bool:
     """The nightly job: snapshot, verify it, prune. Recorded in the run log either way."""
+    runs = RunLog(daily_settings.runs_path(settings), daily_settings.keep_runs)
     record = daily.run_daily(
-        settings,
-        store_from_settings(settings),
-        RunLog(daily_settings.runs_path(settings), daily_settings.keep_runs),
-        trigger="cli",
-        progress=progress,
+        settings, store_from_settings(settings), runs, trigger="cli", progress=progress
     )
+    if daily_settings.metrics_textfile is not None:
+        metrics = RunMetrics()
+        metrics.load(runs)
+        metrics.write_textfile(daily_settings.metrics_textfile)
     if record.error:
         progress(f"daily backup failed: {record.error}")
     return record.ok
@@ -243,6 +258,13 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         help="restore database DB (auth, crm) into URL instead of the configured one",
     )
     restore_.add_argument("--force", action="store_true", help="overwrite non-empty databases")
+    reapply_ = commands.add_parser(
+        "reapply-erasures", help="apply the pending erasures file of an interrupted restore"
+    )
+    reapply_.add_argument("--from", dest="source", type=Path, required=True, metavar="FILE")
+    reapply_.add_argument(
+        "--crm-url", help="the crm database to apply them to (default TRESOR_BACKUP_CRM_...)"
+    )
     verify_ = commands.add_parser("verify", help="restore into scratch databases and compare")
     verify_.add_argument("snapshot_id")
     prune_ = commands.add_parser("prune", help="delete snapshots outside the retention policy")
@@ -276,6 +298,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(list_snapshots(settings), indent=2))
         elif args.command == "restore":
             restore(settings, args.snapshot_id, targets=dict(args.target), force=args.force)
+        elif args.command == "reapply-erasures":
+            reapply_erasures(settings, args.source, args.crm_url)
         elif args.command == "verify":
             return 0 if verify(settings, args.snapshot_id) else 1
         elif args.command == "prune":

@@ -5,8 +5,9 @@
   overlap (a run's clean-up would take another run's staging for leftovers).
 - `run_daily`: the nightly job, the same for the Kubernetes CronJob
   (`python -m tresor_backup run-daily`) and for the schedule inside `serve` (`make run`).
-  Every run and its outcome is appended to `runs.jsonl` (the last `keep_runs` are kept);
-  a failed run is logged at error level.
+  Every run and its outcome is appended to `runs.jsonl` (the last `keep_runs` are kept,
+  the counts of all runs by outcome beside it in `runs.totals.json`); a failed run is
+  logged at error level and shows in the metrics (`metrics.py`).
 - `Scheduler`: waits for the configured local time (zoneinfo) and starts the run, with
   an injectable clock and sleep so tests need not wait a day.
 """
@@ -79,6 +80,10 @@ class DailySettings(TresorSettings):
     # Where each run's outcome is appended; empty: `runs.jsonl` in the snapshot directory.
     runs_file: Path | None = None
     keep_runs: int = 100
+    # Prometheus metrics of the daily runs: `serve` listens here (empty: no endpoint);
+    # `run-daily` writes them to METRICS_TEXTFILE (node-exporter's textfile collector).
+    metrics_listen: str = "127.0.0.1:9464"
+    metrics_textfile: Path | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -126,6 +131,20 @@ class RunLog:
         self.keep = keep
         self._lock = threading.Lock()
 
+    @property
+    def totals_path(self) -> Path:
+        return self.path.with_name(f"{self.path.stem}.totals.json")
+
+    def totals(self) -> dict[str, int]:
+        """Runs by outcome since the log began (not only the kept ones)."""
+        try:
+            raw = json.loads(self.totals_path.read_text(encoding="utf-8"))
+            return {"ok": int(raw["ok"]), "failed": int(raw["failed"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            records = self.read()
+            ok = sum(1 for r in records if r.ok)
+            return {"ok": ok, "failed": len(records) - ok}
+
     def read(self) -> list[RunRecord]:
         if not self.path.is_file():
             return []
@@ -139,10 +158,13 @@ class RunLog:
 
     def append(self, record: RunRecord) -> None:
         with self._lock:
+            totals = self.totals()
+            totals["ok" if record.ok else "failed"] += 1
             records = [*self.read(), record][-self.keep :]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             text = "".join(json.dumps(asdict(r), sort_keys=True) + "\n" for r in records)
             write_atomically(self.path, text.encode())
+            write_atomically(self.totals_path, json.dumps(totals).encode())
 
 
 # -- the daily run ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from tresor_backup.config import BackupSettings
 from tresor_backup.daily import Clock, DailySettings, RunLog, Scheduler, SnapshotJobs, utc_now
 from tresor_backup.export import ExportService
 from tresor_backup.export_sources import AuthGateway, CrmDocuments, CrmRecords, ExportSourcesImpl
+from tresor_backup.metrics import MetricsServer, RunMetrics, serve_metrics
 from tresor_backup.servicer import BackupServicer
 from tresor_backup.store import store_from_settings
 from tresor_common.grpc_tokens import ServiceTokenInterceptor
@@ -35,6 +36,8 @@ class BackupServer:
     snapshots: SnapshotJobs
     channels: list[aio.Channel]
     tasks: "list[asyncio.Task[None]]"
+    metrics: RunMetrics
+    metrics_server: MetricsServer | None = None
     stopped: bool = field(default=False)
 
     async def stop(self, grace: float | None = 5.0) -> None:
@@ -49,6 +52,8 @@ class BackupServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.exports.close()
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.stop)
         for channel in self.channels:
             await channel.close(None)
 
@@ -70,9 +75,10 @@ async def create_server(
 ) -> BackupServer:
     """Build and start the server; `address` with port 0 picks a free port (tests).
 
-    With `daily.schedule` on, the daily run (snapshot, verify, prune) runs in here.
+    With `daily.schedule` on, the daily run (snapshot, verify, prune) runs in here. The
+    run metrics are served on `daily.metrics_listen` (none when `daily` is not given).
     """
-    daily = daily or DailySettings(schedule="off")
+    daily = daily or DailySettings(schedule="off", metrics_listen="")
     tokens = settings.service_token_list()
     if not tokens:
         raise ValueError("TRESOR_BACKUP_SERVICE_TOKENS: at least one token is needed")
@@ -99,12 +105,13 @@ async def create_server(
         interceptors=[ServiceTokenInterceptor(tokens)],
         options=[("grpc.so_reuseport", 0)],
     )
-    snapshots = SnapshotJobs(
-        settings,
-        store_from_settings(settings),
-        RunLog(daily.runs_path(settings), daily.keep_runs),
-        clock,
-    )
+    runs = RunLog(daily.runs_path(settings), daily.keep_runs)
+    snapshots = SnapshotJobs(settings, store_from_settings(settings), runs, clock)
+    metrics = RunMetrics()
+    metrics.load(runs)
+    metrics_server = serve_metrics(metrics, daily.metrics_listen) if daily.metrics_listen else None
+    if metrics_server is not None:
+        log.info("backup metrics listening", extra={"port": metrics_server.port})
     backup_pb2_grpc.add_BackupServiceServicer_to_server(BackupServicer(exports, snapshots), server)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -122,9 +129,14 @@ async def create_server(
         )
     ]
     if daily.schedule == "on":
-        scheduler = Scheduler(
-            snapshots.run_daily, at=daily.daily_at, zone=daily.zone(), clock=clock
-        )
+
+        async def daily_run() -> None:
+            try:
+                await snapshots.run_daily()
+            finally:
+                metrics.load(runs)
+
+        scheduler = Scheduler(daily_run, at=daily.daily_at, zone=daily.zone(), clock=clock)
         tasks.append(asyncio.create_task(scheduler.run_forever(), name="daily-backup"))
         log.info(
             "daily backup scheduled",
@@ -134,5 +146,13 @@ async def create_server(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("backup service listening", extra={"port": port})
     return BackupServer(
-        server, port, health_servicer, exports, snapshots, [crm_channel, auth_channel], tasks
+        server,
+        port,
+        health_servicer,
+        exports,
+        snapshots,
+        [crm_channel, auth_channel],
+        tasks,
+        metrics,
+        metrics_server,
     )

@@ -96,7 +96,7 @@ async def test_page_views_never_wait_for_a_second_connection(
         migration_database_url=owner,
         identity_public_keys=[public_key_pem(key)],
     )
-    database = await Database.open(runtime, size=2, timeout_seconds=1)
+    database = await Database.open(runtime, size=2, timeout_seconds=3)
     try:
         app = create_app(settings, database)
         async with httpx.AsyncClient(

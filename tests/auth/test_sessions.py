@@ -171,9 +171,10 @@ async def test_user_disabled_behind_the_services_back_is_denied_as_disabled(
 async def test_idle_timeout_denies_and_each_allow_slides_it(auth: AuthClient) -> None:
     who = await auth.tenant_user(idle_timeout_seconds=2, absolute_lifetime_seconds=60)
     grant = await auth.session(who)
-    # Keep it alive past the idle timeout by using it every second.
+    # Keep it alive past the idle timeout by using it every 1.1 s (the timer slides at most
+    # once a second).
     for _ in range(4):
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(1.1)
         allowed(await auth.authorize(grant))
     await asyncio.sleep(2.3)
     assert denied(await auth.authorize(grant)) == pb.DENY_REASON_EXPIRED
@@ -184,10 +185,11 @@ async def test_idle_timeout_denies_and_each_allow_slides_it(auth: AuthClient) ->
 async def test_absolute_lifetime_ends_even_an_active_session(auth: AuthClient) -> None:
     who = await auth.tenant_user(idle_timeout_seconds=2, absolute_lifetime_seconds=3)
     grant = await auth.session(who)
-    for _ in range(3):
-        await asyncio.sleep(0.9)
+    for _ in range(2):
+        await asyncio.sleep(1.1)
         allowed(await auth.authorize(grant))
-    await asyncio.sleep(0.6)
+    # Used 1.1 s ago, so not idle; but 3.2 s old, past its absolute lifetime.
+    await asyncio.sleep(1.0)
     assert denied(await auth.authorize(grant)) == pb.DENY_REASON_EXPIRED
 
 

@@ -122,9 +122,10 @@ async def test_inactivity_timeout_through_the_edge(start_edge: Callable[..., Any
     who = await edge.auth.tenant_user(idle_timeout_seconds=2, absolute_lifetime_seconds=60)
     browser = edge.browser()
     link = await browser.login_link(who)
-    await asyncio.sleep(1.0)
+    # Each wait is longer than the one-second slide granularity, shorter than the timeout.
+    await asyncio.sleep(1.3)
     assert (await browser.get(link)).status == 200  # slides the timer
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(1.3)
     assert (await browser.get(link)).status == 200
     await asyncio.sleep(2.5)
     _sent_to_login(edge, await browser.get(link))

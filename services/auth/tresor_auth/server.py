@@ -5,9 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grpc import aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from tresor.auth.v1 import auth_pb2, auth_pb2_grpc
 from tresor_auth.accounts import AccountService, PlatformLimits
@@ -18,7 +16,7 @@ from tresor_auth.redis_store import SessionStore
 from tresor_auth.servicer import AuthServicer
 from tresor_auth.sessions import SessionService
 from tresor_auth.throttle import ThrottlePolicy
-from tresor_common.grpc_tokens import ServiceTokenInterceptor
+from tresor_common.grpc_server import start_grpc_server
 from tresor_common.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
@@ -104,21 +102,14 @@ async def create_server(settings: AuthSettings, address: str | None = None) -> A
 
     tokens: dict[str, frozenset[str] | None] = dict.fromkeys(settings.tokens())
     tokens.update(dict.fromkeys(settings.gate_token_list(), GATE_METHODS))
-    server = aio.server(
-        interceptors=[ServiceTokenInterceptor(tokens)],
-        options=[("grpc.so_reuseport", 0)],
+    started = await start_grpc_server(
+        service_names=[SERVICE_NAME],
+        add_servicers=lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(
+            AuthServicer(sessions, accounts), server
+        ),
+        tokens=tokens,
+        address=address or settings.listen,
     )
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(sessions, accounts), server)
-    health_servicer = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    port = server.add_insecure_port(address or settings.listen)
-    if port == 0:
-        raise RuntimeError(f"cannot listen on {address or settings.listen}")
-    await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    port = started.port
     log.info("auth service listening", extra={"port": port})
-    return AuthServer(server, port, database, store, health_servicer)
+    return AuthServer(started.server, port, database, store, started.health)

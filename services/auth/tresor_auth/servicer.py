@@ -4,13 +4,11 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc import aio
 
 from tresor.auth.v1 import auth_pb2 as pb
 from tresor.auth.v1 import auth_pb2_grpc
@@ -20,14 +18,11 @@ from tresor_auth.audit import PLATFORM_CHAIN, StoredAuditEvent
 from tresor_auth.models import AuditQuery, NewSession, Role, Session, Tenant, User
 from tresor_auth.networks import IpBinding
 from tresor_auth.sessions import Allowed, DenyReason, LoginFailure, LoginRefused, SessionService
+from tresor_common.grpc_server import Context, StatusTranslator
 
 log = logging.getLogger(__name__)
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Context = aio.ServicerContext[Any, Any]
-
-_STATUS: dict[type[errors.AuthError], grpc.StatusCode] = {
+_STATUS: dict[type[Exception], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
@@ -58,28 +53,7 @@ _LOGIN_FAILURE_TO_PB = {
 }
 
 
-def translated(
-    handler: Callable[[Any, Req, Context], Awaitable[Resp]],
-) -> Callable[[Any, Req, Context], Awaitable[Resp]]:
-    """Domain errors become their status; anything else INTERNAL without details."""
-
-    async def wrapper(self: Any, request: Req, context: Context) -> Resp:
-        try:
-            return await handler(self, request, context)
-        except errors.AuthError as exc:
-            status = _STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
-            if status is grpc.StatusCode.UNAVAILABLE:
-                log.warning("backing store unavailable", extra={"rpc": handler.__name__})
-            await context.abort(status, str(exc))
-        except aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unexpected error", extra={"rpc": handler.__name__})
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        raise AssertionError("unreachable")
-
-    wrapper.__name__ = handler.__name__
-    return wrapper
+translated = StatusTranslator(_STATUS, log)
 
 
 def _timestamp(value: float | datetime) -> Timestamp:

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from grpc import aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from pydantic import SecretStr
 
 from tresor.backup.v1 import backup_pb2, backup_pb2_grpc
@@ -20,7 +18,7 @@ from tresor_backup.export_sources import AuthGateway, CrmDocuments, CrmRecords, 
 from tresor_backup.metrics import MetricsServer, RunMetrics, serve_metrics
 from tresor_backup.servicer import BackupServicer
 from tresor_backup.store import store_from_settings
-from tresor_common.grpc_tokens import ServiceTokenInterceptor
+from tresor_common.grpc_server import start_grpc_server
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +99,6 @@ async def create_server(
     if interrupted:
         log.warning("exports interrupted by a restart", extra={"count": interrupted})
 
-    server = aio.server(
-        interceptors=[ServiceTokenInterceptor(tokens)],
-        options=[("grpc.so_reuseport", 0)],
-    )
     runs = RunLog(daily.runs_path(settings), daily.keep_runs)
     snapshots = SnapshotJobs(settings, store_from_settings(settings), runs, clock)
     metrics = RunMetrics()
@@ -112,17 +106,14 @@ async def create_server(
     metrics_server = serve_metrics(metrics, daily.metrics_listen) if daily.metrics_listen else None
     if metrics_server is not None:
         log.info("backup metrics listening", extra={"port": metrics_server.port})
-    backup_pb2_grpc.add_BackupServiceServicer_to_server(BackupServicer(exports, snapshots), server)
-    health_servicer = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    started = await start_grpc_server(
+        service_names=[SERVICE_NAME],
+        add_servicers=lambda server: backup_pb2_grpc.add_BackupServiceServicer_to_server(
+            BackupServicer(exports, snapshots), server
+        ),
+        tokens=tokens,
+        address=address or settings.listen,
     )
-    listen = address or settings.listen
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise RuntimeError(f"cannot listen on {listen}")
-    await server.start()
     tasks = [
         asyncio.create_task(
             exports.sweep_forever(settings.export_sweep_seconds), name="export-sweeper"
@@ -142,13 +133,11 @@ async def create_server(
             "daily backup scheduled",
             extra={"at": daily.daily_at.isoformat(), "timezone": daily.timezone},
         )
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("backup service listening", extra={"port": port})
+    log.info("backup service listening", extra={"port": started.port})
     return BackupServer(
-        server,
-        port,
-        health_servicer,
+        started.server,
+        started.port,
+        started.health,
         exports,
         snapshots,
         [crm_channel, auth_channel],

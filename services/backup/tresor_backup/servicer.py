@@ -2,9 +2,8 @@
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -15,12 +14,10 @@ from tresor.backup.v1 import backup_pb2_grpc
 from tresor_backup import daily, export
 from tresor_backup.daily import SnapshotInfo, SnapshotJobs
 from tresor_backup.export import ExportJob, ExportService
+from tresor_common.grpc_server import Context, StatusTranslator
 
 log = logging.getLogger(__name__)
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Context = aio.ServicerContext[Any, Any]
 
 OPEN_CHUNK_BYTES = 256 * 1024
 
@@ -45,30 +42,7 @@ _STATE = {
 }
 
 
-async def _abort(context: Context, exc: Exception, rpc: str) -> None:
-    status = _STATUS.get(type(exc))
-    if status is not None:
-        await context.abort(status, str(exc))
-    log.exception("unexpected error", extra={"rpc": rpc})
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-
-
-def translated(
-    handler: Callable[[Any, Req, Context], Awaitable[Resp]],
-) -> Callable[[Any, Req, Context], Awaitable[Resp]]:
-    """Export errors become their status; anything else INTERNAL without details."""
-
-    async def wrapper(self: Any, request: Req, context: Context) -> Resp:
-        try:
-            return await handler(self, request, context)
-        except aio.AbortError:
-            raise
-        except Exception as exc:
-            await _abort(context, exc, handler.__name__)
-        raise AssertionError("unreachable")
-
-    wrapper.__name__ = handler.__name__
-    return wrapper
+translated = StatusTranslator(_STATUS, log)
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:
@@ -193,4 +167,4 @@ class BackupServicer(backup_pb2_grpc.BackupServiceServicer):
         except aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc, "OpenExport")
+            await translated.abort(context, exc, "OpenExport")

@@ -4,12 +4,10 @@ import logging
 from dataclasses import dataclass
 
 from grpc import aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from tresor.crm.v1 import crm_pb2, crm_pb2_grpc
-from tresor_common.grpc_tokens import ServiceTokenInterceptor
+from tresor_common.grpc_server import start_grpc_server
 from tresor_crm.config import CrmSettings
 from tresor_crm.db import Database
 from tresor_crm.grpc_servicer import CrmServicer
@@ -49,24 +47,13 @@ async def create_grpc_server(
     tokens = settings.grpc_tokens()
     if not tokens:
         raise ValueError("TRESOR_CRM_GRPC_SERVICE_TOKENS: at least one token is needed")
-    server = aio.server(
-        interceptors=[ServiceTokenInterceptor(tokens)],
-        options=[("grpc.so_reuseport", 0)],
+    started = await start_grpc_server(
+        service_names=[SERVICE_NAME],
+        add_servicers=lambda server: crm_pb2_grpc.add_CrmServiceServicer_to_server(
+            CrmServicer(database, stream_batch_size=stream_batch_size), server
+        ),
+        tokens=tokens,
+        address=address or settings.grpc_listen,
     )
-    crm_pb2_grpc.add_CrmServiceServicer_to_server(
-        CrmServicer(database, stream_batch_size=stream_batch_size), server
-    )
-    health_servicer = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    listen = address or settings.grpc_listen
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise RuntimeError(f"cannot listen on {listen}")
-    await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("crm gRPC listening", extra={"port": port})
-    return CrmGrpcServer(server, port, health_servicer)
+    log.info("crm gRPC listening", extra={"port": started.port})
+    return CrmGrpcServer(started.server, started.port, started.health)

@@ -8,9 +8,9 @@ record is simply not found.
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
@@ -19,6 +19,7 @@ from grpc import aio
 
 from tresor.crm.v1 import crm_pb2 as pb
 from tresor.crm.v1 import crm_pb2_grpc
+from tresor_common.grpc_server import Context, StatusTranslator
 from tresor_crm import errors, record_service
 from tresor_crm.db import Database, Row
 from tresor_crm.records import ListQuery, decode_cursor, encode_cursor
@@ -27,14 +28,11 @@ from tresor_crm.storage import tenant_records
 
 log = logging.getLogger(__name__)
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Context = aio.ServicerContext[Any, Any]
 
 MAX_PAGE_SIZE = 200
 MAX_QUERY_LENGTH = 200
 
-_STATUS: dict[type[errors.CrmError], grpc.StatusCode] = {
+_STATUS: dict[type[Exception], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.Conflict: grpc.StatusCode.ABORTED,
@@ -44,32 +42,7 @@ _STATUS: dict[type[errors.CrmError], grpc.StatusCode] = {
 }
 
 
-async def _abort(context: Context, exc: Exception, rpc: str) -> None:
-    if isinstance(exc, errors.CrmError):
-        status = _STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
-        if status is grpc.StatusCode.UNAVAILABLE:
-            log.warning("database unavailable", extra={"rpc": rpc})
-        await context.abort(status, str(exc) if status is not grpc.StatusCode.INTERNAL else "")
-    log.exception("unexpected error", extra={"rpc": rpc})
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-
-
-def translated(
-    handler: Callable[[Any, Req, Context], Awaitable[Resp]],
-) -> Callable[[Any, Req, Context], Awaitable[Resp]]:
-    """Domain errors become their status; anything else INTERNAL without details."""
-
-    async def wrapper(self: Any, request: Req, context: Context) -> Resp:
-        try:
-            return await handler(self, request, context)
-        except aio.AbortError:
-            raise
-        except Exception as exc:
-            await _abort(context, exc, handler.__name__)
-        raise AssertionError("unreachable")
-
-    wrapper.__name__ = handler.__name__
-    return wrapper
+translated = StatusTranslator(_STATUS, log)
 
 
 def _uuid(value: str, field: str) -> uuid.UUID:
@@ -338,4 +311,4 @@ class CrmServicer(crm_pb2_grpc.CrmServiceServicer):
         except aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc, "StreamTenantRecords")
+            await translated.abort(context, exc, "StreamTenantRecords")

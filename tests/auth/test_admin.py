@@ -264,3 +264,17 @@ async def test_the_gates_token_opens_only_the_session_calls(auth: AuthClient) ->
             gate.ListAuditEvents(pb.ListAuditEventsRequest(tenant_id=who.tenant_id)),
         ):
             assert await status_of(call) == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_huge_bad_entry_gets_a_short_clear_refusal(auth: AuthClient) -> None:
+    """The refusal names the entry without echoing all of it (status details are small)."""
+    who = await auth.tenant_user()
+    message = await _invalid(
+        auth.stub.SetAllowlist(
+            pb.SetAllowlistRequest(
+                tenant_id=who.tenant_id, user_id=who.user_id, allowlist=["A" * 20000]
+            )
+        )
+    )
+    assert message.startswith("allowlist:")
+    assert len(message) < 400

@@ -50,8 +50,10 @@ def parse_allowlist(entries: Iterable[str]) -> list[IpNetwork]:
         try:
             network = ipaddress.ip_network(entry, strict=True)
         except ValueError as exc:
+            # ipaddress repeats the whole entry in its message: keep only the reason.
+            reason = str(exc).replace(entry, "…")[:120]
             raise InvalidArgument(
-                f"allowlist: {entry[:64]!r} is not a valid CIDR range: {exc}"
+                f"allowlist: {entry[:64]!r} is not a valid CIDR range: {reason}"
             ) from None
         if network not in networks:
             networks.append(network)

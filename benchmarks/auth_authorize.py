@@ -21,7 +21,6 @@ import contextlib
 import multiprocessing
 import os
 import platform
-import signal
 import subprocess
 import sys
 import threading
@@ -43,7 +42,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 from pydantic import SecretStr
 
-from benchmarks.report import cpu_model, percentile_ms, record, stop_on_sigterm
+from benchmarks.report import child_process, cpu_model, percentile_ms, record, stop_on_sigterm
 from tests import backing
 from tresor.auth.v1 import auth_pb2 as pb
 from tresor.auth.v1 import auth_pb2_grpc
@@ -65,7 +64,6 @@ USERNAME = "bench"
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway benchmark user
 CALL_TIMEOUT_SECONDS = 5.0
 SERVER_START_SECONDS = 60.0
-SERVER_STOP_SECONDS = 15.0
 # A client that has not connected or reported by then is stuck, not slow.
 CLIENT_SLACK_SECONDS = 60.0
 # Without it, channels to one address share one subchannel, i.e. one TCP connection.
@@ -168,21 +166,12 @@ def server_env(
     return env
 
 
-@contextlib.contextmanager
-def auth_service(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m tresor_auth` in its own process, stopped (SIGTERM, then SIGKILL) on exit."""
+def auth_service(
+    env: dict[str, str], port: int
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """`python -m tresor_auth` in its own process."""
     listen = {"TRESOR_AUTH_LISTEN": f"127.0.0.1:{port}"}
-    process = subprocess.Popen([sys.executable, "-m", "tresor_auth"], env=env | listen)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(SERVER_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    return child_process([sys.executable, "-m", "tresor_auth"], env | listen)
 
 
 async def wait_until_serving(address: str, process: subprocess.Popen[bytes]) -> None:

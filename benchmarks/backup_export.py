@@ -25,13 +25,12 @@ import os
 import platform
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +40,7 @@ from grpc import aio
 
 from benchmarks.backup_snapshot import MIB, load_documents, scratch_databases
 from benchmarks.crm_search import load_data, postgres_admin_url, postgres_version, scratch_database
-from benchmarks.report import cpu_model, record, stop_on_sigterm
+from benchmarks.report import child_process, cpu_model, record, stop_on_sigterm
 from tests import backing
 from tests.auth.harness import SERVICE_TOKEN, channel, settings_for
 from tests.backup.export_harness import export_role_url
@@ -53,7 +52,6 @@ from tresor_common.identity import generate_private_key_pem, load_private_key, p
 SECTION = "## Backup: export"
 TARGET_PEAK_MIB = 200.0
 START_SECONDS = 60.0
-STOP_SECONDS = 15.0
 
 
 def peak_rss_bytes(pid: int) -> int:
@@ -62,22 +60,6 @@ def peak_rss_bytes(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmHWM for process {pid}")
-
-
-@contextlib.contextmanager
-def process(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process, stopped (SIGTERM, then SIGKILL) on exit."""
-    child = subprocess.Popen(command, env=env)  # noqa: S603 - our own interpreter and module
-    try:
-        yield child
-    finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
 
 
 async def wait_for_grpc(address: str, child: subprocess.Popen[bytes]) -> None:
@@ -163,7 +145,7 @@ async def run_export(args: argparse.Namespace, work: Path) -> tuple[Figures, str
                 TRESOR_CRM_GRPC_LISTEN=f"127.0.0.1:{crm_port}",
                 TRESOR_CRM_GRPC_SERVICE_TOKENS=crm_token,
             )
-            crm = stack.enter_context(process([sys.executable, "-m", "tresor_crm"], crm_env))
+            crm = stack.enter_context(child_process([sys.executable, "-m", "tresor_crm"], crm_env))
             backup_token = secrets.token_urlsafe(24)
             backup_env = without("TRESOR_BACKUP_")
             backup_env.update(
@@ -183,7 +165,7 @@ async def run_export(args: argparse.Namespace, work: Path) -> tuple[Figures, str
                 TRESOR_BACKUP_AUTH_SERVICE_TOKEN=SERVICE_TOKEN,
             )
             backup = stack.enter_context(
-                process([sys.executable, "-m", "tresor_backup", "serve"], backup_env)
+                child_process([sys.executable, "-m", "tresor_backup", "serve"], backup_env)
             )
             await wait_for_grpc(f"127.0.0.1:{crm_port}", crm)
             await wait_for_grpc(f"127.0.0.1:{backup_port}", backup)

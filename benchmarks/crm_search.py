@@ -25,7 +25,6 @@ import os
 import platform
 import random
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from benchmarks.report import cpu_model, percentile_ms, record, stop_on_sigterm
+from benchmarks.report import child_process, cpu_model, percentile_ms, record, stop_on_sigterm
 from tests import backing
 from tresor_common.identity import (
     IDENTITY_HEADER,
@@ -62,7 +61,6 @@ APP_PASSWORD = "tresor-test-crm"  # noqa: S105 - a local test role, not a secret
 RUNTIME_GROUP = "tresor_crm_runtime"
 
 SERVER_START_SECONDS = 60.0
-SERVER_STOP_SECONDS = 15.0
 REQUEST_TIMEOUT_SECONDS = 60.0
 
 FIRST_NAMES = [
@@ -529,17 +527,8 @@ def crm_service(runtime_url: str, public_key: str, port: int) -> Iterator[subpro
         TRESOR_CRM_LISTEN=f"127.0.0.1:{port}",
         TRESOR_CRM_LOG_LEVEL="WARNING",
     )
-    process = subprocess.Popen([sys.executable, "-m", "tresor_crm"], env=env)
-    try:
+    with child_process([sys.executable, "-m", "tresor_crm"], env) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(SERVER_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def wait_until_serving(base_url: str, process: subprocess.Popen[bytes]) -> None:

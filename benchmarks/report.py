@@ -1,10 +1,12 @@
-"""What every benchmark shares: percentiles, the machine, its own section of docs/benchmarks.md."""
+"""What every benchmark shares: child processes, percentiles, the machine, and its own
+section of docs/benchmarks.md."""
 
 import contextlib
 import math
 import platform
 import signal
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -59,3 +61,22 @@ def stop_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+STOP_SECONDS = 15.0
+
+
+@contextlib.contextmanager
+def child_process(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """The measured server in its own process, stopped (SIGTERM, then SIGKILL) on exit."""
+    child = subprocess.Popen(command, env=env)  # noqa: S603 - our own interpreter and module
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
